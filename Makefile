@@ -1,0 +1,35 @@
+# lakehoused — the two commands a new user needs are `make run` and `make test`.
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+PKGS     := ./...
+
+.PHONY: build run test test-short bench lint clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/lakehoused ./cmd/lakehoused
+
+# Starts one node: warehouse in ./data, MySQL on 127.0.0.1:3307, HTTP on 127.0.0.1:8307.
+run: build
+	./bin/lakehoused serve
+
+# Every test, including the ones that start the daemon and talk to it over the MySQL protocol.
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+# Benchmarks print the figures the issues ask for.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./bench/...
+
+lint:
+	@test -z "$$(gofmt -l .)" || (echo "gofmt would change:"; gofmt -l .; exit 1)
+	$(GO) vet $(PKGS)
+	@if command -v staticcheck >/dev/null 2>&1; then staticcheck $(PKGS); \
+	  else echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@latest"; fi
+
+clean:
+	rm -rf bin

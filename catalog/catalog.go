@@ -1,0 +1,423 @@
+// Package catalog names the warehouse's databases and tables and says where each table's
+// Delta log lives. It is the only state outside the tables themselves, kept as small JSON
+// objects under <warehouse>/_lakehouse/ so a restarted node (or, later, a Raft FSM) rebuilds
+// it by listing one prefix.
+//
+// A managed table lives at <warehouse>/<database>/<table>/; an attached table (lake_attach)
+// lives wherever another engine wrote it and is only referenced here.
+package catalog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lakehoused/lakehoused/storage"
+	"github.com/lakehoused/lakehoused/txlog"
+)
+
+// Errors callers test for; the sql layer maps them to MySQL error codes.
+var (
+	ErrDatabaseNotFound = errors.New("unknown database")
+	ErrDatabaseExists   = errors.New("database exists")
+	ErrTableNotFound    = errors.New("unknown table")
+	ErrTableExists      = errors.New("table already exists")
+)
+
+const (
+	statePrefix = "_lakehouse/"
+	dbPrefix    = statePrefix + "databases/"
+	tablePrefix = statePrefix + "tables/"
+)
+
+// TableEntry is what the catalog stores for one table.
+type TableEntry struct {
+	Database string `json:"database"`
+	Name     string `json:"name"`
+	// Location is a key below the warehouse for managed tables, or an absolute URL
+	// (file:///…, s3://…) for attached ones.
+	Location string `json:"location"`
+	Attached bool   `json:"attached,omitempty"`
+	Created  int64  `json:"created"` // ms since epoch
+}
+
+type databaseEntry struct {
+	Name    string `json:"name"`
+	Created int64  `json:"created"`
+}
+
+// Table is an open table: its catalog entry, its store and its log.
+type Table struct {
+	Entry TableEntry
+	Store storage.Store
+	Log   *txlog.Log
+}
+
+type database struct {
+	entry  databaseEntry
+	tables map[string]*Table // by lower-cased name
+}
+
+// Catalog is safe for concurrent use.
+type Catalog struct {
+	warehouse storage.Store
+	openURL   func(string) (storage.Store, error)
+
+	mu  sync.RWMutex
+	dbs map[string]*database // by lower-cased name
+}
+
+// Open loads the catalog of the warehouse. openURL opens the stores of attached tables
+// (storage.Open in production).
+func Open(ctx context.Context, warehouse storage.Store, openURL func(string) (storage.Store, error)) (*Catalog, error) {
+	c := &Catalog{warehouse: warehouse, openURL: openURL, dbs: map[string]*database{}}
+	objs, err := warehouse.List(ctx, dbPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: list databases: %w", err)
+	}
+	for _, o := range objs {
+		var e databaseEntry
+		if err := c.readJSON(ctx, o.Key, &e); err != nil {
+			return nil, err
+		}
+		c.dbs[strings.ToLower(e.Name)] = &database{entry: e, tables: map[string]*Table{}}
+	}
+	objs, err = warehouse.List(ctx, tablePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: list tables: %w", err)
+	}
+	for _, o := range objs {
+		var e TableEntry
+		if err := c.readJSON(ctx, o.Key, &e); err != nil {
+			return nil, err
+		}
+		db, ok := c.dbs[strings.ToLower(e.Database)]
+		if !ok {
+			continue // left behind by an interrupted DROP DATABASE
+		}
+		t, err := c.openTable(e)
+		if err != nil {
+			return nil, err
+		}
+		db.tables[strings.ToLower(e.Name)] = t
+	}
+	return c, nil
+}
+
+func (c *Catalog) readJSON(ctx context.Context, key string, v any) error {
+	b, err := c.warehouse.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("catalog: read %s: %w", key, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("catalog: %s is corrupt: %w", key, err)
+	}
+	return nil
+}
+
+func (c *Catalog) openTable(e TableEntry) (*Table, error) {
+	var st storage.Store
+	if e.Attached {
+		s, err := c.openURL(e.Location)
+		if err != nil {
+			return nil, fmt.Errorf("catalog: open %s.%s at %s: %w", e.Database, e.Name, e.Location, err)
+		}
+		st = s
+	} else {
+		st = storage.Sub(c.warehouse, e.Location)
+	}
+	return &Table{Entry: e, Store: st, Log: txlog.NewLog(st)}, nil
+}
+
+func dbKey(name string) string { return dbPrefix + url.PathEscape(strings.ToLower(name)) + ".json" }
+
+func tableKey(db, name string) string {
+	return tablePrefix + url.PathEscape(strings.ToLower(db)) + "/" + url.PathEscape(strings.ToLower(name)) + ".json"
+}
+
+// Databases returns the database names, sorted.
+func (c *Catalog) Databases() []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	names := make([]string, 0, len(c.dbs))
+	for _, d := range c.dbs {
+		names = append(names, d.entry.Name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Database returns the database's canonical name.
+func (c *Catalog) Database(name string) (string, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	d, ok := c.dbs[strings.ToLower(name)]
+	if !ok {
+		return "", false
+	}
+	return d.entry.Name, true
+}
+
+// CreateDatabase records a new, empty database.
+func (c *Catalog) CreateDatabase(ctx context.Context, name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.dbs[strings.ToLower(name)]; ok {
+		return fmt.Errorf("%w: %s", ErrDatabaseExists, name)
+	}
+	e := databaseEntry{Name: name, Created: time.Now().UnixMilli()}
+	b, _ := json.Marshal(e)
+	if err := c.warehouse.Put(ctx, dbKey(name), b); err != nil {
+		return fmt.Errorf("catalog: create database %s: %w", name, err)
+	}
+	c.dbs[strings.ToLower(name)] = &database{entry: e, tables: map[string]*Table{}}
+	return nil
+}
+
+// DropDatabase drops every table of the database (deleting managed tables' files) and then
+// the database itself.
+func (c *Catalog) DropDatabase(ctx context.Context, name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.dbs[strings.ToLower(name)]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrDatabaseNotFound, name)
+	}
+	for _, t := range d.tables {
+		if err := c.dropTableLocked(ctx, d, t); err != nil {
+			return err
+		}
+	}
+	if err := c.warehouse.Delete(ctx, dbKey(name)); err != nil {
+		return fmt.Errorf("catalog: drop database %s: %w", name, err)
+	}
+	delete(c.dbs, strings.ToLower(name))
+	return nil
+}
+
+// Tables returns the database's tables sorted by name.
+func (c *Catalog) Tables(db string) ([]*Table, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	d, ok := c.dbs[strings.ToLower(db)]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrDatabaseNotFound, db)
+	}
+	out := make([]*Table, 0, len(d.tables))
+	for _, t := range d.tables {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Entry.Name < out[j].Entry.Name })
+	return out, nil
+}
+
+// Table returns one table.
+func (c *Catalog) Table(db, name string) (*Table, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	d, ok := c.dbs[strings.ToLower(db)]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrDatabaseNotFound, db)
+	}
+	t, ok := d.tables[strings.ToLower(name)]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s.%s", ErrTableNotFound, db, name)
+	}
+	return t, nil
+}
+
+// CreateTable registers a managed table and runs create (which writes version 0 of its log)
+// before the entry is made durable, so a crash in between leaves at worst an unreferenced
+// folder, never an entry without a log.
+func (c *Catalog) CreateTable(ctx context.Context, db, name string, create func(*Table) error) (*Table, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.dbs[strings.ToLower(db)]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrDatabaseNotFound, db)
+	}
+	if _, ok := d.tables[strings.ToLower(name)]; ok {
+		return nil, fmt.Errorf("%w: %s.%s", ErrTableExists, db, name)
+	}
+	loc, err := c.freeLocation(ctx, d.entry.Name, name)
+	if err != nil {
+		return nil, err
+	}
+	e := TableEntry{Database: d.entry.Name, Name: name, Location: loc, Created: time.Now().UnixMilli()}
+	t, err := c.openTable(e)
+	if err != nil {
+		return nil, err
+	}
+	if err := create(t); err != nil {
+		return nil, err
+	}
+	if err := c.putEntry(ctx, e); err != nil {
+		return nil, err
+	}
+	d.tables[strings.ToLower(name)] = t
+	return t, nil
+}
+
+// freeLocation picks <db>/<table>, or a suffixed name when that folder already holds a log
+// (a renamed table keeps its folder, so its old name may be taken).
+func (c *Catalog) freeLocation(ctx context.Context, db, name string) (string, error) {
+	base := pathSegment(db) + "/" + pathSegment(name)
+	for i := 0; ; i++ {
+		loc := base
+		if i > 0 {
+			loc = fmt.Sprintf("%s-%d", base, i)
+		}
+		objs, err := c.warehouse.List(ctx, loc+"/_delta_log/")
+		if err != nil {
+			return "", fmt.Errorf("catalog: check location %s: %w", loc, err)
+		}
+		if len(objs) == 0 && !c.locationUsed(loc) {
+			return loc, nil
+		}
+	}
+}
+
+func (c *Catalog) locationUsed(loc string) bool {
+	for _, d := range c.dbs {
+		for _, t := range d.tables {
+			if !t.Entry.Attached && t.Entry.Location == loc {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// pathSegment keeps names readable on disk while never producing "/", "..", or a leading
+// "_" (Delta readers skip _-prefixed folders).
+func pathSegment(s string) string {
+	s = strings.ToLower(s)
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '$':
+			b.WriteRune(r)
+		case r == '_' && b.Len() > 0:
+			b.WriteRune(r)
+		default:
+			fmt.Fprintf(&b, "%%%02x", r)
+		}
+	}
+	return b.String()
+}
+
+func (c *Catalog) putEntry(ctx context.Context, e TableEntry) error {
+	b, _ := json.Marshal(e)
+	if err := c.warehouse.Put(ctx, tableKey(e.Database, e.Name), b); err != nil {
+		return fmt.Errorf("catalog: record table %s.%s: %w", e.Database, e.Name, err)
+	}
+	return nil
+}
+
+// Attach registers an existing Delta table at url under db.name. check validates the table
+// (its log must open) before the entry is written.
+func (c *Catalog) Attach(ctx context.Context, db, name, location string, check func(*Table) error) (*Table, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.dbs[strings.ToLower(db)]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrDatabaseNotFound, db)
+	}
+	if _, ok := d.tables[strings.ToLower(name)]; ok {
+		return nil, fmt.Errorf("%w: %s.%s", ErrTableExists, db, name)
+	}
+	e := TableEntry{Database: d.entry.Name, Name: name, Location: location, Attached: true, Created: time.Now().UnixMilli()}
+	t, err := c.openTable(e)
+	if err != nil {
+		return nil, err
+	}
+	if err := check(t); err != nil {
+		return nil, err
+	}
+	if err := c.putEntry(ctx, e); err != nil {
+		return nil, err
+	}
+	d.tables[strings.ToLower(name)] = t
+	return t, nil
+}
+
+// DropTable forgets the table; a managed table's files are deleted, an attached table's stay.
+func (c *Catalog) DropTable(ctx context.Context, db, name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.dbs[strings.ToLower(db)]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrDatabaseNotFound, db)
+	}
+	t, ok := d.tables[strings.ToLower(name)]
+	if !ok {
+		return fmt.Errorf("%w: %s.%s", ErrTableNotFound, db, name)
+	}
+	return c.dropTableLocked(ctx, d, t)
+}
+
+// dropTableLocked deletes the entry first: once it is gone the table is gone, and a crash
+// while deleting files leaves only unreferenced files.
+func (c *Catalog) dropTableLocked(ctx context.Context, d *database, t *Table) error {
+	if err := c.warehouse.Delete(ctx, tableKey(t.Entry.Database, t.Entry.Name)); err != nil {
+		return fmt.Errorf("catalog: drop table %s.%s: %w", t.Entry.Database, t.Entry.Name, err)
+	}
+	delete(d.tables, strings.ToLower(t.Entry.Name))
+	if t.Entry.Attached {
+		return nil
+	}
+	objs, err := t.Store.List(ctx, "")
+	if err != nil {
+		return fmt.Errorf("catalog: list files of dropped table %s.%s: %w", t.Entry.Database, t.Entry.Name, err)
+	}
+	// Data files first, log last, so a half-deleted folder never looks like a valid table
+	// whose files are missing… except the reverse is true for readers; either way the entry
+	// is already gone.
+	for _, o := range objs {
+		if err := t.Store.Delete(ctx, o.Key); err != nil {
+			return fmt.Errorf("catalog: delete %s of dropped table %s.%s: %w", o.Key, t.Entry.Database, t.Entry.Name, err)
+		}
+	}
+	return nil
+}
+
+// RenameTable moves a table to a new name (and possibly another database). The files stay
+// where they are; only the entry changes.
+func (c *Catalog) RenameTable(ctx context.Context, db, oldName, newDB, newName string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.dbs[strings.ToLower(db)]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrDatabaseNotFound, db)
+	}
+	nd, ok := c.dbs[strings.ToLower(newDB)]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrDatabaseNotFound, newDB)
+	}
+	t, ok := d.tables[strings.ToLower(oldName)]
+	if !ok {
+		return fmt.Errorf("%w: %s.%s", ErrTableNotFound, db, oldName)
+	}
+	if _, ok := nd.tables[strings.ToLower(newName)]; ok {
+		return fmt.Errorf("%w: %s.%s", ErrTableExists, newDB, newName)
+	}
+	e := t.Entry
+	e.Database, e.Name = nd.entry.Name, newName
+	// New entry first: a crash between the two writes leaves the table under both names,
+	// never under none.
+	if err := c.putEntry(ctx, e); err != nil {
+		return err
+	}
+	if err := c.warehouse.Delete(ctx, tableKey(t.Entry.Database, t.Entry.Name)); err != nil {
+		return fmt.Errorf("catalog: rename %s.%s: %w", db, oldName, err)
+	}
+	delete(d.tables, strings.ToLower(oldName))
+	nd.tables[strings.ToLower(newName)] = &Table{Entry: e, Store: t.Store, Log: t.Log}
+	return nil
+}

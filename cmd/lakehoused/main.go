@@ -1,0 +1,125 @@
+// Command lakehoused is the lakehouse daemon: Delta Lake tables in a folder, served over the
+// MySQL protocol.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lakehoused/lakehoused/server"
+)
+
+// version is set at build time: -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `lakehoused — Delta Lake tables in a folder, served over the MySQL protocol.
+
+Usage:
+  lakehoused [serve] [flags]   start the daemon (the default command)
+  lakehoused version           print the version
+  lakehoused help              show this help
+
+Flags of serve (each can also be set by the environment variable shown):
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "version":
+		fmt.Fprintln(stdout, "lakehoused", version)
+		return 0
+	case "help":
+		fs, _ := serveFlags(stderr)
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return 0
+	case "serve":
+		return serve(args, stderr)
+	}
+	fmt.Fprintf(stderr, "lakehoused: unknown command %q; run 'lakehoused help'\n", cmd)
+	return 2
+}
+
+type serveOptions struct {
+	dataDir, warehouse, mysqlAddr, httpAddr, logLevel string
+	grace                                             time.Duration
+}
+
+func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
+	o := &serveOptions{}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	str := func(p *string, name, env, def, help string) {
+		if v := os.Getenv(env); v != "" {
+			def = v
+		}
+		fs.StringVar(p, name, def, help+" ($"+env+")")
+	}
+	str(&o.dataDir, "data-dir", "LAKEHOUSED_DATA_DIR", "./data",
+		"folder for the node's state and, unless --warehouse says otherwise, the tables: <data-dir>/<db>/<table>/_delta_log/…")
+	str(&o.warehouse, "warehouse", "LAKEHOUSED_WAREHOUSE", "",
+		"URL the tables live under (file:///abs/path); default: the data dir")
+	str(&o.mysqlAddr, "mysql-addr", "LAKEHOUSED_MYSQL_ADDR", "127.0.0.1:3307",
+		"host:port of the MySQL protocol listener")
+	str(&o.httpAddr, "http-addr", "LAKEHOUSED_HTTP_ADDR", "127.0.0.1:8307",
+		"host:port of the HTTP endpoint (/healthz); 'off' disables it")
+	str(&o.logLevel, "log-level", "LAKEHOUSED_LOG_LEVEL", "info", "debug, info, warn or error")
+	fs.DurationVar(&o.grace, "shutdown-grace", 10*time.Second,
+		"on SIGINT/SIGTERM, how long to wait for clients before closing their connections")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	return fs, o
+}
+
+func serve(args []string, stderr io.Writer) int {
+	fs, o := serveFlags(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		fmt.Fprintf(stderr, "lakehoused: --log-level %q: use debug, info, warn or error\n", o.logLevel)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv, err := server.Start(ctx, server.Config{
+		DataDir: o.dataDir, Warehouse: o.warehouse, MySQLAddr: o.mysqlAddr, HTTPAddr: o.httpAddr,
+		ShutdownGrace: o.grace, Version: version, Logger: log,
+	})
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	err = srv.Wait(ctx)
+	srv.Shutdown()
+	if err != nil {
+		log.Error("stopped on error", "err", err)
+		return 1
+	}
+	return 0
+}

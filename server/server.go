@@ -1,0 +1,175 @@
+// Package server runs one lakehoused node: it opens the warehouse, starts the MySQL
+// listener and the HTTP endpoint, and shuts both down gracefully.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/lakehoused/lakehoused/catalog"
+	lakesql "github.com/lakehoused/lakehoused/sql"
+	"github.com/lakehoused/lakehoused/storage"
+	"github.com/lakehoused/lakehoused/txlog"
+)
+
+// Config is a node's configuration. Zero values take the defaults noted.
+type Config struct {
+	// DataDir holds the node's own state and, unless Warehouse is set, the tables.
+	// Default "./data".
+	DataDir string
+	// Warehouse is the URL tables live under (file:///…). Default: DataDir.
+	Warehouse string
+	// MySQLAddr is the MySQL protocol listen address. Default "127.0.0.1:3307".
+	MySQLAddr string
+	// HTTPAddr serves /healthz. Default "127.0.0.1:8307"; "off" disables it.
+	HTTPAddr string
+	// ShutdownGrace is how long shutdown waits for clients before closing them. Default 10s.
+	ShutdownGrace time.Duration
+	Version       string
+	Logger        *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.DataDir == "" {
+		c.DataDir = "data"
+	}
+	if c.MySQLAddr == "" {
+		c.MySQLAddr = "127.0.0.1:3307"
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = "127.0.0.1:8307"
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 10 * time.Second
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Server is a running node.
+type Server struct {
+	cfg    Config
+	engine *lakesql.Engine
+	mysql  *lakesql.Listener
+	http   *http.Server
+	httpLn net.Listener
+	done   chan error
+}
+
+// Start opens the warehouse and starts listening. It returns once both listeners accept.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	cfg.defaults()
+	log := cfg.Logger
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("server: data dir %s: %w", cfg.DataDir, err)
+	}
+	wh := cfg.Warehouse
+	if wh == "" {
+		abs, err := filepath.Abs(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		wh = "file://" + abs
+	}
+	store, err := storage.Open(wh)
+	if err != nil {
+		return nil, fmt.Errorf("server: open warehouse %s: %w", wh, err)
+	}
+	cat, err := catalog.Open(ctx, store, storage.Open)
+	if err != nil {
+		return nil, fmt.Errorf("server: open catalog: %w", err)
+	}
+	txlog.Version = cfg.Version
+	committer := txlog.NewStorageCommitter()
+	committer.Logger = log
+	engine, err := lakesql.NewEngine(lakesql.Config{Catalog: cat, Committer: committer, OpenURL: storage.Open, Logger: log, Version: cfg.Version})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.MySQLAddr)
+	if err != nil {
+		return nil, fmt.Errorf("server: MySQL listener on %s: %w (is another lakehoused running? use --mysql-addr)", cfg.MySQLAddr, err)
+	}
+	my, err := engine.Listen(ln)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("server: MySQL listener: %w", err)
+	}
+	s := &Server{cfg: cfg, engine: engine, mysql: my, done: make(chan error, 2)}
+	if cfg.HTTPAddr != "off" {
+		hl, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			my.Shutdown(0)
+			return nil, fmt.Errorf("server: HTTP listener on %s: %w (use --http-addr)", cfg.HTTPAddr, err)
+		}
+		s.httpLn = hl
+		s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := s.http.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.done <- fmt.Errorf("server: HTTP: %w", err)
+			}
+		}()
+	}
+	go func() {
+		if err := my.Serve(); err != nil {
+			s.done <- fmt.Errorf("server: MySQL: %w", err)
+		}
+	}()
+	log.Info("lakehoused started", "mysql", my.Addr().String(), "http", s.HTTPAddr(), "warehouse", wh, "version", cfg.Version)
+	return s, nil
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, "{\"status\":\"ok\",\"version\":%q}\n", s.cfg.Version)
+	})
+	return mux
+}
+
+// MySQLAddr is where the MySQL listener accepts.
+func (s *Server) MySQLAddr() string { return s.mysql.Addr().String() }
+
+// HTTPAddr is where the HTTP endpoint accepts ("" when disabled).
+func (s *Server) HTTPAddr() string {
+	if s.httpLn == nil {
+		return ""
+	}
+	return s.httpLn.Addr().String()
+}
+
+// Wait blocks until a listener fails or ctx is done.
+func (s *Server) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-s.done:
+		return err
+	}
+}
+
+// Shutdown stops accepting, lets clients finish (up to ShutdownGrace), closes the rest and
+// stops the engine. Every commit acknowledged before was durable when it was acknowledged.
+func (s *Server) Shutdown() {
+	s.cfg.Logger.Info("lakehoused shutting down")
+	if s.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = s.http.Shutdown(ctx)
+		cancel()
+	}
+	s.mysql.Shutdown(s.cfg.ShutdownGrace)
+	_ = s.engine.Close()
+	s.cfg.Logger.Info("lakehoused stopped")
+}

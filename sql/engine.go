@@ -1,0 +1,412 @@
+// Package sql is the only package that imports go-mysql-server. It adapts the catalog and
+// Delta tables to the engine: a provider of databases, tables at pinned versions, sessions
+// whose transactions buffer writes until commit, time travel, and the lake_* procedures and
+// table functions.
+package sql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	sqle "github.com/dolthub/go-mysql-server"
+	gms "github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/vitess/go/mysql"
+
+	"github.com/lakehoused/lakehoused/catalog"
+	"github.com/lakehoused/lakehoused/storage"
+	"github.com/lakehoused/lakehoused/table"
+	"github.com/lakehoused/lakehoused/txlog"
+)
+
+// Config wires the engine to the layers below.
+type Config struct {
+	Catalog   *catalog.Catalog
+	Committer txlog.Committer
+	// OpenURL opens the store of a table attached by URL (storage.Open).
+	OpenURL func(string) (storage.Store, error)
+	Logger  *slog.Logger
+	// Version is reported in @@version_comment and commitInfo.engineInfo.
+	Version string
+}
+
+// Engine is the SQL engine over the warehouse.
+type Engine struct {
+	cfg      Config
+	log      *slog.Logger
+	provider *Provider
+	sqle     *sqle.Engine
+
+	keysMu sync.Mutex
+	keys   map[*catalog.Table]*keyIndex
+}
+
+// NewEngine builds the GMS engine over the catalog.
+func NewEngine(cfg Config) (*Engine, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	e := &Engine{cfg: cfg, log: cfg.Logger, keys: map[*catalog.Table]*keyIndex{}}
+	e.provider = newProvider(e)
+	e.sqle = sqle.NewDefault(e.provider)
+	if err := gms.SystemVariables.AssignValues(map[string]any{
+		"version_comment": "lakehoused " + cfg.Version,
+		"local_infile":    int8(1),
+	}); err != nil {
+		return nil, fmt.Errorf("sql: set system variables: %w", err)
+	}
+	return e, nil
+}
+
+// GMS returns the underlying engine for the server.
+func (e *Engine) GMS() *sqle.Engine { return e.sqle }
+
+// Close stops the engine's background work.
+func (e *Engine) Close() error { return e.sqle.Close() }
+
+// commitTable writes w's data files and commits them to the table's log at the version the
+// transaction read. A failure removes the files it wrote, so nothing is left referenced.
+func (e *Engine) commitTable(ctx *gms.Context, tx *Transaction, w *tableWrites) error {
+	ct, snap := w.table, w.snap
+	name := ct.Entry.Database + "." + ct.Entry.Name
+	sch, err := gmsColumns(ctx, ct.Entry.Name, snap.Schema, primaryKeyColumns(snap))
+	if err != nil {
+		return err
+	}
+	as, err := table.ArrowSchema(snap.Schema)
+	if err != nil {
+		return fmt.Errorf("table %s: %w", name, err)
+	}
+	opts := writerOptions(snap)
+	partCols := snap.Metadata.PartitionColumns
+	var actions []txlog.Action
+	var written []*txlog.Add
+	cleanup := func() {
+		for _, a := range written {
+			_ = ct.Store.Delete(context.Background(), a.Path)
+		}
+	}
+	now := time.Now().UnixMilli()
+	var numDeleted, numCopied int64
+
+	switch {
+	case w.truncated:
+		for _, f := range snap.Files {
+			actions = append(actions, txlog.Action{Remove: removeOf(f, now)})
+		}
+	case len(w.deletes) > 0:
+		remaining := make(map[string]int, len(w.deletes))
+		for k, n := range w.deletes {
+			remaining[k] = n
+		}
+		readers, err := (&Table{schema: sch}).readers(as, nil)
+		if err != nil {
+			return err
+		}
+		adds, removes, err := table.Rewrite(ctx, ct.Store, snap.Schema, partCols, snap.Files, opts,
+			func(rec arrow.Record) (arrow.Record, bool, error) {
+				rows, err := recordRows(rec, readers)
+				if err != nil {
+					return nil, false, err
+				}
+				kept := rows[:0]
+				for _, r := range rows {
+					k := w.key(r)
+					if remaining[k] > 0 {
+						remaining[k]--
+						numDeleted++
+						continue
+					}
+					kept = append(kept, r)
+				}
+				if len(kept) == len(rows) {
+					return rec, false, nil
+				}
+				numCopied += int64(len(kept))
+				out, err := rowsToRecord(kept, sch.Schema, as)
+				return out, true, err
+			})
+		written = append(written, adds...)
+		if err != nil {
+			cleanup()
+			return fmt.Errorf("table %s: rewrite for delete: %w", name, err)
+		}
+		for k, n := range remaining {
+			if n > 0 {
+				_ = k
+				cleanup()
+				return mysql.NewSQLError(mysql.ERLockDeadlock, mysql.SSLockDeadlock,
+					"table %s: rows this transaction changed are no longer in version %d; retry the transaction", name, snap.Version)
+			}
+		}
+		for _, a := range adds {
+			actions = append(actions, txlog.Action{Add: a})
+		}
+		for _, r := range removes {
+			actions = append(actions, txlog.Action{Remove: r})
+		}
+	}
+
+	inserts := w.visibleInserts()
+	if len(inserts) > 0 {
+		wr, err := table.NewWriter(ct.Store, snap.Schema, partCols, opts)
+		if err != nil {
+			cleanup()
+			return fmt.Errorf("table %s: %w", name, err)
+		}
+		const chunk = 1 << 16
+		for i := 0; i < len(inserts); i += chunk {
+			j := min(i+chunk, len(inserts))
+			rec, err := rowsToRecord(inserts[i:j], sch.Schema, as)
+			if err == nil {
+				err = wr.Write(ctx, rec)
+				rec.Release()
+			}
+			if err != nil {
+				_ = wr.Abort(ctx)
+				cleanup()
+				return fmt.Errorf("table %s: write: %w", name, err)
+			}
+		}
+		adds, err := wr.Close(ctx)
+		if err != nil {
+			_ = wr.Abort(ctx)
+			cleanup()
+			return fmt.Errorf("table %s: write: %w", name, err)
+		}
+		written = append(written, adds...)
+		for _, a := range adds {
+			actions = append(actions, txlog.Action{Add: a})
+		}
+	}
+
+	// An insert into a keyed table read the key index, so it must not be committed blindly
+	// over a concurrent insert: marking it non-blind makes the log's conflict check refuse it.
+	blind := len(w.pk) == 0 && !w.truncated && len(w.deletes) == 0
+	op := w.operation()
+	params := map[string]any{}
+	if op == "WRITE" {
+		params["mode"] = "Append"
+	}
+	info := &txlog.CommitInfo{
+		Timestamp:           now,
+		Operation:           op,
+		OperationParameters: params,
+		IsBlindAppend:       &blind,
+		UserName:            ctx.Client().User,
+		OperationMetrics: map[string]string{
+			"numOutputRows":  strconv.Itoa(len(inserts) + int(numCopied)),
+			"numDeletedRows": strconv.FormatInt(numDeleted, 10),
+			"numAddedFiles":  strconv.Itoa(len(written)),
+		},
+	}
+	actions = append([]txlog.Action{{CommitInfo: info}}, actions...)
+	if _, err := e.cfg.Committer.Commit(ctx, ct.Store, snap.Version, actions); err != nil {
+		cleanup()
+		return tableError(ct, err)
+	}
+	return nil
+}
+
+func removeOf(f *txlog.Add, now int64) *txlog.Remove {
+	size := f.Size
+	ext := true
+	return &txlog.Remove{Path: f.Path, DeletionTimestamp: &now, DataChange: true, ExtendedFileMetadata: &ext,
+		PartitionValues: f.PartitionValues, Size: &size}
+}
+
+func writerOptions(snap *txlog.Snapshot) table.WriterOptions {
+	var o table.WriterOptions
+	if s := snap.Metadata.Configuration["delta.targetFileSize"]; s != "" {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 {
+			o.TargetFileSize = n
+		}
+	}
+	if s := snap.Metadata.Configuration["delta.dataSkippingNumIndexedCols"]; s != "" {
+		if n, err := strconv.Atoi(s); err == nil {
+			o.StatsColumns = n
+		}
+	}
+	return o
+}
+
+// recordRows converts a whole record to GMS rows.
+func recordRows(rec arrow.Record, readers []valueReader) ([]gms.Row, error) {
+	n := int(rec.NumRows())
+	rows := make([]gms.Row, n)
+	for i := 0; i < n; i++ {
+		r := make(gms.Row, len(readers))
+		for c, rd := range readers {
+			v, err := rd(rec.Column(c), i)
+			if err != nil {
+				return nil, err
+			}
+			r[c] = v
+		}
+		rows[i] = r
+	}
+	return rows, nil
+}
+
+// keyIndex maps every primary key of one table version to the file holding it, so an insert
+// checks uniqueness without a scan. It is built once from the key columns and then moved
+// forward version by version: keys of removed files are dropped, added files are read.
+type keyIndex struct {
+	mu      sync.Mutex
+	version int64
+	files   map[string]bool   // live file paths at version
+	keys    map[string]string // key → file path
+}
+
+// lookupKey returns the row with key k in t's snapshot, if any.
+func (e *Engine) lookupKey(ctx *gms.Context, t *Table, k string) (gms.Row, bool, error) {
+	ki, err := e.keyIndexAt(ctx, t)
+	if err != nil {
+		return nil, false, err
+	}
+	path, ok := ki.keys[k]
+	if !ok {
+		return nil, false, nil
+	}
+	f, ok := t.snap.File(path)
+	if !ok {
+		return nil, false, nil
+	}
+	rows, err := e.readFileRows(ctx, t, f)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, r := range rows {
+		if rowKey(r, t.schema.PkOrdinals) == k {
+			return r, true, nil
+		}
+	}
+	return nil, false, nil
+}
+
+func (e *Engine) readFileRows(ctx context.Context, t *Table, f *txlog.Add) ([]gms.Row, error) {
+	sc, err := table.Scan(ctx, t.ct.Store, t.snap.Schema, t.snap.Metadata.PartitionColumns, []*txlog.Add{f}, table.ScanOptions{})
+	if err != nil {
+		return nil, tableError(t.ct, err)
+	}
+	defer sc.Close()
+	readers, err := t.readers(sc.Schema(), nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []gms.Row
+	for {
+		rec, _, err := sc.Next()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, tableError(t.ct, err)
+		}
+		rows, err := recordRows(rec, readers)
+		rec.Release()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rows...)
+	}
+}
+
+// keyIndexAt returns an index matching t's pinned version exactly. The shared index moves
+// forward; a transaction pinned to an older version gets a private one (rare: it needs a
+// concurrent commit, and such an insert would then fail the commit's conflict check anyway).
+func (e *Engine) keyIndexAt(ctx context.Context, t *Table) (*keyIndex, error) {
+	e.keysMu.Lock()
+	ki, ok := e.keys[t.ct]
+	if !ok {
+		ki = &keyIndex{version: -1, files: map[string]bool{}, keys: map[string]string{}}
+		e.keys[t.ct] = ki
+	}
+	e.keysMu.Unlock()
+	ki.mu.Lock()
+	defer ki.mu.Unlock()
+	if ki.version > t.snap.Version {
+		private := &keyIndex{version: -1, files: map[string]bool{}, keys: map[string]string{}}
+		return private, e.advance(ctx, t, private)
+	}
+	return ki, e.advance(ctx, t, ki)
+}
+
+func (e *Engine) advance(ctx context.Context, t *Table, ki *keyIndex) error {
+	if ki.version == t.snap.Version {
+		return nil
+	}
+	live := make(map[string]bool, len(t.snap.Files))
+	var added []*txlog.Add
+	for _, f := range t.snap.Files {
+		live[f.Path] = true
+		if !ki.files[f.Path] {
+			added = append(added, f)
+		}
+	}
+	removed := false
+	for p := range ki.files {
+		if !live[p] {
+			removed = true
+			break
+		}
+	}
+	if removed {
+		for k, p := range ki.keys {
+			if !live[p] {
+				delete(ki.keys, k)
+			}
+		}
+	}
+	if len(added) > 0 {
+		sc, err := table.Scan(ctx, t.ct.Store, t.snap.Schema, t.snap.Metadata.PartitionColumns, added, table.ScanOptions{Columns: t.pkCols})
+		if err != nil {
+			return tableError(t.ct, err)
+		}
+		defer sc.Close()
+		// The scan's column order need not be the key's; keyOrds maps key position → column.
+		readers, err := t.readers(sc.Schema(), nil)
+		if err != nil {
+			return err
+		}
+		keyOrds := make([]int, len(t.pkCols))
+		for i, c := range t.pkCols {
+			keyOrds[i] = -1
+			for j, f := range sc.Schema().Fields() {
+				if strings.EqualFold(f.Name, c) {
+					keyOrds[i] = j
+				}
+			}
+			if keyOrds[i] < 0 {
+				return fmt.Errorf("table %s: key column %q missing from scan", t.Name(), c)
+			}
+		}
+		for {
+			rec, f, err := sc.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return tableError(t.ct, err)
+			}
+			rows, err := recordRows(rec, readers)
+			rec.Release()
+			if err != nil {
+				return err
+			}
+			for _, r := range rows {
+				ki.keys[rowKey(r, keyOrds)] = f.Path
+			}
+		}
+	}
+	ki.files = live
+	ki.version = t.snap.Version
+	return nil
+}

@@ -1,0 +1,99 @@
+package sql
+
+import (
+	"errors"
+	"strings"
+
+	gms "github.com/dolthub/go-mysql-server/sql"
+
+	"github.com/lakehoused/lakehoused/catalog"
+)
+
+// Provider gives GMS the catalog's databases plus lakehoused's procedures and table
+// functions.
+type Provider struct {
+	engine *Engine
+	procs  *gms.ExternalStoredProcedureRegistry
+	funcs  map[string]gms.TableFunction
+}
+
+var (
+	_ gms.MutableDatabaseProvider         = (*Provider)(nil)
+	_ gms.ExternalStoredProcedureProvider = (*Provider)(nil)
+	_ gms.TableFunctionProvider           = (*Provider)(nil)
+)
+
+func newProvider(e *Engine) *Provider {
+	p := &Provider{engine: e, funcs: map[string]gms.TableFunction{}}
+	reg := gms.NewExternalStoredProcedureRegistry()
+	for _, d := range procedures(e) {
+		reg.Register(d)
+	}
+	p.procs = &reg
+	for _, f := range tableFunctions(e) {
+		p.funcs[strings.ToLower(f.Name())] = f
+	}
+	return p
+}
+
+func (p *Provider) Database(_ *gms.Context, name string) (gms.Database, error) {
+	canon, ok := p.engine.cfg.Catalog.Database(name)
+	if !ok {
+		return nil, gms.ErrDatabaseNotFound.New(name)
+	}
+	return &Database{engine: p.engine, name: canon}, nil
+}
+
+func (p *Provider) HasDatabase(_ *gms.Context, name string) bool {
+	_, ok := p.engine.cfg.Catalog.Database(name)
+	return ok
+}
+
+func (p *Provider) AllDatabases(*gms.Context) []gms.Database {
+	names := p.engine.cfg.Catalog.Databases()
+	out := make([]gms.Database, len(names))
+	for i, n := range names {
+		out[i] = &Database{engine: p.engine, name: n}
+	}
+	return out
+}
+
+func (p *Provider) CreateDatabase(ctx *gms.Context, name string) error {
+	if strings.EqualFold(name, "information_schema") || strings.EqualFold(name, "mysql") {
+		return gms.ErrDatabaseExists.New(name)
+	}
+	return catalogError(p.engine.cfg.Catalog.CreateDatabase(ctx, name))
+}
+
+func (p *Provider) DropDatabase(ctx *gms.Context, name string) error {
+	err := p.engine.cfg.Catalog.DropDatabase(ctx, name)
+	if errors.Is(err, catalog.ErrDatabaseNotFound) {
+		return gms.ErrDatabaseNotFound.New(name)
+	}
+	return err
+}
+
+func (p *Provider) ExternalStoredProcedure(_ *gms.Context, name string, numOfParams int) (*gms.ExternalStoredProcedureDetails, error) {
+	return p.procs.LookupByNameAndParamCount(name, numOfParams)
+}
+
+func (p *Provider) ExternalStoredProcedures(_ *gms.Context, name string) ([]gms.ExternalStoredProcedureDetails, error) {
+	return p.procs.LookupByName(name)
+}
+
+func (p *Provider) TableFunction(_ *gms.Context, name string) (gms.TableFunction, bool) {
+	f, ok := p.funcs[strings.ToLower(name)]
+	return f, ok
+}
+
+func (p *Provider) WithTableFunctions(fns ...gms.TableFunction) (gms.TableFunctionProvider, error) {
+	np := *p
+	np.funcs = map[string]gms.TableFunction{}
+	for k, v := range p.funcs {
+		np.funcs[k] = v
+	}
+	for _, f := range fns {
+		np.funcs[strings.ToLower(f.Name())] = f
+	}
+	return &np, nil
+}

@@ -1,0 +1,168 @@
+package sql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	gms "github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/vitess/go/mysql"
+
+	"github.com/lakehoused/lakehoused/catalog"
+	"github.com/lakehoused/lakehoused/txlog"
+)
+
+// Session is one client connection. Its transaction pins a snapshot of each table at first
+// access and buffers the writes of every statement until commit (see Transaction).
+type Session struct {
+	*gms.BaseSession
+	engine *Engine
+}
+
+var (
+	_ gms.Session            = (*Session)(nil)
+	_ gms.TransactionSession = (*Session)(nil)
+)
+
+// NewSession is the server's session builder.
+func (e *Engine) NewSession(_ context.Context, conn *mysql.Conn, addr string) (gms.Session, error) {
+	host, user := "", ""
+	if u, ok := conn.UserData.(gms.MysqlConnectionUser); ok {
+		host, user = u.Host, u.User
+	}
+	client := gms.Client{Address: host, User: user, Capabilities: conn.Capabilities}
+	return &Session{BaseSession: gms.NewBaseSessionWithClientServer(addr, client, conn.ConnectionID), engine: e}, nil
+}
+
+// StartTransaction begins a transaction. It does no I/O: snapshots are pinned lazily, table
+// by table, when a statement first touches the table.
+func (s *Session) StartTransaction(_ *gms.Context, c gms.TransactionCharacteristic) (gms.Transaction, error) {
+	return newTransaction(c == gms.ReadOnly), nil
+}
+
+// CommitTransaction writes the data files of every table the transaction changed and
+// commits each table's log. Until the cluster makes multi-table commits atomic, tables
+// commit one after another in first-write order; a failure part-way leaves earlier
+// tables committed, and the error says which.
+func (s *Session) CommitTransaction(ctx *gms.Context, tx gms.Transaction) error {
+	t, ok := tx.(*Transaction)
+	if !ok || t == nil {
+		return nil
+	}
+	defer t.reset()
+	var done []string
+	for _, w := range t.order {
+		if w.empty() {
+			continue
+		}
+		if err := s.engine.commitTable(ctx, t, w); err != nil {
+			if len(done) > 0 {
+				return fmt.Errorf("%w (tables already committed in this transaction: %s)", err, strings.Join(done, ", "))
+			}
+			return err
+		}
+		done = append(done, w.table.Entry.Database+"."+w.table.Entry.Name)
+	}
+	return nil
+}
+
+// Rollback drops everything the transaction buffered; nothing was written yet.
+func (s *Session) Rollback(_ *gms.Context, tx gms.Transaction) error {
+	if t, ok := tx.(*Transaction); ok && t != nil {
+		t.reset()
+	}
+	return nil
+}
+
+// Savepoints are not supported yet; say so rather than pretend.
+func (s *Session) CreateSavepoint(*gms.Context, gms.Transaction, string) error {
+	return errSavepoints
+}
+
+func (s *Session) RollbackToSavepoint(*gms.Context, gms.Transaction, string) error {
+	return errSavepoints
+}
+
+func (s *Session) ReleaseSavepoint(*gms.Context, gms.Transaction, string) error {
+	return errSavepoints
+}
+
+var errSavepoints = mysql.NewSQLError(mysql.ERNotSupportedYet, mysql.SSUnknownSQLState, "savepoints are not supported by lakehoused yet")
+
+// Transaction is the unit of isolation: each table is read at the version pinned on first
+// access, and writes are buffered per table until CommitTransaction.
+type Transaction struct {
+	readOnly bool
+	snaps    map[*catalog.Table]*txlog.Snapshot
+	writes   map[*catalog.Table]*tableWrites
+	order    []*tableWrites
+}
+
+var _ gms.Transaction = (*Transaction)(nil)
+
+func newTransaction(readOnly bool) *Transaction {
+	t := &Transaction{readOnly: readOnly}
+	t.reset()
+	return t
+}
+
+func (t *Transaction) reset() {
+	t.snaps = map[*catalog.Table]*txlog.Snapshot{}
+	t.writes = map[*catalog.Table]*tableWrites{}
+	t.order = nil
+}
+
+func (t *Transaction) String() string { return "lakehoused transaction" }
+
+// IsReadOnly reports START TRANSACTION READ ONLY.
+func (t *Transaction) IsReadOnly() bool { return t.readOnly }
+
+func transactionOf(ctx *gms.Context) *Transaction {
+	if ctx == nil {
+		return nil
+	}
+	t, _ := ctx.GetTransaction().(*Transaction)
+	return t
+}
+
+// snapshot returns the version of ct this transaction reads, pinning the latest on first use.
+func (t *Transaction) snapshot(ctx context.Context, ct *catalog.Table) (*txlog.Snapshot, error) {
+	if t != nil {
+		if s, ok := t.snaps[ct]; ok {
+			return s, nil
+		}
+	}
+	s, err := ct.Log.Snapshot(ctx, -1)
+	if err != nil {
+		return nil, tableError(ct, err)
+	}
+	if t != nil {
+		t.snaps[ct] = s
+	}
+	return s, nil
+}
+
+func (t *Transaction) writesFor(ct *catalog.Table, snap *txlog.Snapshot) *tableWrites {
+	w, ok := t.writes[ct]
+	if !ok {
+		w = newTableWrites(ct, snap)
+		t.writes[ct] = w
+		t.order = append(t.order, w)
+	}
+	return w
+}
+
+// tableError turns a log error into a MySQL error that names the table.
+func tableError(ct *catalog.Table, err error) error {
+	name := ct.Entry.Database + "." + ct.Entry.Name
+	switch {
+	case errors.Is(err, txlog.ErrUnsupportedFeature):
+		return mysql.NewSQLError(mysql.ERNotSupportedYet, mysql.SSUnknownSQLState, "table %s: %v", name, err)
+	case errors.Is(err, txlog.ErrCorruptLog), errors.Is(err, txlog.ErrNoTable):
+		return mysql.NewSQLError(mysql.ERUnknownError, mysql.SSUnknownSQLState, "table %s cannot be read: %v", name, err)
+	case errors.Is(err, txlog.ErrConflict):
+		return mysql.NewSQLError(mysql.ERLockDeadlock, mysql.SSLockDeadlock, "table %s: %v", name, err)
+	}
+	return fmt.Errorf("table %s: %w", name, err)
+}

@@ -1,0 +1,264 @@
+package sql
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	gms "github.com/dolthub/go-mysql-server/sql"
+
+	"github.com/lakehoused/lakehoused/catalog"
+	"github.com/lakehoused/lakehoused/table"
+	"github.com/lakehoused/lakehoused/txlog"
+)
+
+// Table is one Delta table at one pinned version, as GMS sees it.
+type Table struct {
+	db     *Database
+	ct     *catalog.Table
+	snap   *txlog.Snapshot
+	asOf   bool // time travel: read-only
+	schema gms.PrimaryKeySchema
+	pkCols []string
+
+	projected []string   // nil = all columns
+	projSch   gms.Schema // schema of the projected rows
+	lookup    *gms.IndexLookup
+}
+
+var (
+	_ gms.Table                 = (*Table)(nil)
+	_ gms.ProjectedTable        = (*Table)(nil)
+	_ gms.PrimaryKeyTable       = (*Table)(nil)
+	_ gms.InsertableTable       = (*Table)(nil)
+	_ gms.UpdatableTable        = (*Table)(nil)
+	_ gms.DeletableTable        = (*Table)(nil)
+	_ gms.ReplaceableTable      = (*Table)(nil)
+	_ gms.TruncateableTable     = (*Table)(nil)
+	_ gms.IndexAddressableTable = (*Table)(nil)
+	_ gms.StatisticsTable       = (*Table)(nil)
+	_ gms.CommentedTable        = (*Table)(nil)
+	_ gms.AlterableTable        = (*Table)(nil)
+)
+
+func newTable(ctx *gms.Context, db *Database, ct *catalog.Table, snap *txlog.Snapshot, asOf bool) (*Table, error) {
+	pk := primaryKeyColumns(snap)
+	sch, err := gmsColumns(ctx, ct.Entry.Name, snap.Schema, pk)
+	if err != nil {
+		return nil, err
+	}
+	return &Table{db: db, ct: ct, snap: snap, asOf: asOf, schema: sch, pkCols: pk, projSch: sch.Schema}, nil
+}
+
+func primaryKeyColumns(snap *txlog.Snapshot) []string {
+	s := snap.Metadata.Configuration[propPrimaryKey]
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+func (t *Table) Name() string                           { return t.ct.Entry.Name }
+func (t *Table) String() string                         { return t.ct.Entry.Name }
+func (t *Table) Schema() gms.Schema                     { return t.projSch }
+func (t *Table) Collation() gms.CollationID             { return gms.Collation_Default }
+func (t *Table) PrimaryKeySchema() gms.PrimaryKeySchema { return t.schema }
+func (t *Table) Comment() string                        { return t.snap.Metadata.Configuration[propComment] }
+
+// WithProjections narrows the columns read from Parquet; names arrive lower-cased.
+func (t *Table) WithProjections(cols []string) gms.Table {
+	nt := *t
+	nt.projected = cols
+	nt.projSch = make(gms.Schema, 0, len(cols))
+	for _, c := range cols {
+		if i := t.schema.Schema.IndexOfColName(c); i >= 0 {
+			nt.projSch = append(nt.projSch, t.schema.Schema[i])
+		}
+	}
+	return &nt
+}
+
+func (t *Table) Projections() []string { return t.projected }
+
+// RowCount is exact when every file has stats (Delta numRecords), which lets GMS answer
+// COUNT(*) on keyed tables without a scan.
+func (t *Table) RowCount(*gms.Context) (uint64, bool, error) {
+	var n uint64
+	exact := true
+	for _, f := range t.snap.Files {
+		st, err := txlog.ParseStats(f.Stats)
+		if err != nil || st == nil || f.DeletionVector != nil {
+			exact = false
+			continue
+		}
+		n += uint64(st.NumRecords)
+	}
+	return n, exact, nil
+}
+
+func (t *Table) DataLength(*gms.Context) (uint64, error) {
+	var n uint64
+	for _, f := range t.snap.Files {
+		n += uint64(f.Size)
+	}
+	return n, nil
+}
+
+// partition is either the snapshot's files (pruned by an index lookup) or the rows this
+// transaction inserted and has not committed yet.
+type partition struct {
+	pending bool
+}
+
+func (p partition) Key() []byte {
+	if p.pending {
+		return []byte("pending")
+	}
+	return []byte("files")
+}
+
+func (t *Table) Partitions(ctx *gms.Context) (gms.PartitionIter, error) {
+	parts := []gms.Partition{partition{}}
+	if w := t.writes(ctx); w != nil && len(w.visibleInserts()) > 0 {
+		parts = append(parts, partition{pending: true})
+	}
+	return gms.PartitionsToPartitionIter(parts...), nil
+}
+
+// writes returns the current transaction's changes to this table, if any.
+func (t *Table) writes(ctx *gms.Context) *tableWrites {
+	if t.asOf {
+		return nil
+	}
+	if tx := transactionOf(ctx); tx != nil {
+		if w, ok := tx.writes[t.ct]; ok && w.snap == t.snap {
+			return w
+		}
+	}
+	return nil
+}
+
+func (t *Table) PartitionRows(ctx *gms.Context, p gms.Partition) (gms.RowIter, error) {
+	w := t.writes(ctx)
+	if p.(partition).pending {
+		var rows []gms.Row
+		for _, r := range w.visibleInserts() {
+			rows = append(rows, t.project(r))
+		}
+		return gms.RowsToRowIter(rows...), nil
+	}
+	files := t.snap.Files
+	if t.lookup != nil {
+		files = table.PruneFiles(t.snap.Schema, t.snap.Metadata.PartitionColumns, files, lookupFilter(t.schema.Schema, t.lookup))
+	}
+	// Rows deleted by this transaction are filtered by key, so read whole rows then.
+	cols := t.projected
+	full := w != nil && (len(w.deletes) > 0 || w.truncated)
+	if full {
+		cols = nil
+	}
+	if w != nil && w.truncated {
+		files = nil
+	}
+	sc, err := table.Scan(ctx, t.ct.Store, t.snap.Schema, t.snap.Metadata.PartitionColumns, files, table.ScanOptions{Columns: cols})
+	if err != nil {
+		return nil, tableError(t.ct, err)
+	}
+	it := &rowIter{t: t, sc: sc, w: w, full: full}
+	if full {
+		it.seen = map[string]int{}
+	}
+	it.readers, err = t.readers(sc.Schema(), cols)
+	if err != nil {
+		sc.Close()
+		return nil, err
+	}
+	return it, nil
+}
+
+// readers picks a converter per column of the scanned schema.
+func (t *Table) readers(as *arrow.Schema, cols []string) ([]valueReader, error) {
+	sch := t.schema.Schema
+	out := make([]valueReader, len(as.Fields()))
+	for i, f := range as.Fields() {
+		j := sch.IndexOfColName(f.Name)
+		if j < 0 {
+			return nil, fmt.Errorf("table %s: scan returned unknown column %q", t.Name(), f.Name)
+		}
+		out[i] = readerFor(f.Type, sch[j].Type)
+	}
+	return out, nil
+}
+
+func (t *Table) project(r gms.Row) gms.Row {
+	if t.projected == nil {
+		return r
+	}
+	out := make(gms.Row, 0, len(t.projected))
+	for _, c := range t.projected {
+		out = append(out, r[t.schema.Schema.IndexOfColName(c)])
+	}
+	return out
+}
+
+type rowIter struct {
+	t       *Table
+	sc      *table.Scanner
+	w       *tableWrites
+	full    bool           // rows are whole and must be checked against deletes
+	seen    map[string]int // deleted keys skipped so far
+	readers []valueReader
+	rec     arrow.Record
+	i       int
+}
+
+func (it *rowIter) Next(ctx *gms.Context) (gms.Row, error) {
+	for {
+		if it.rec != nil && it.i < int(it.rec.NumRows()) {
+			i := it.i
+			it.i++
+			row := make(gms.Row, len(it.readers))
+			for c, rd := range it.readers {
+				v, err := rd(it.rec.Column(c), i)
+				if err != nil {
+					return nil, fmt.Errorf("table %s column %q: %w", it.t.Name(), it.rec.ColumnName(c), err)
+				}
+				row[c] = v
+			}
+			if it.full && it.w != nil {
+				k := it.w.key(row)
+				if it.seen[k] < it.w.deletedFromSnapshot(k) {
+					it.seen[k]++
+					continue
+				}
+				return it.t.project(row), nil
+			}
+			return row, nil
+		}
+		if it.rec != nil {
+			it.rec.Release()
+			it.rec = nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		rec, _, err := it.sc.Next()
+		if errors.Is(err, io.EOF) {
+			return nil, io.EOF
+		}
+		if err != nil {
+			return nil, tableError(it.t.ct, err)
+		}
+		it.rec, it.i = rec, 0
+	}
+}
+
+func (it *rowIter) Close(*gms.Context) error {
+	if it.rec != nil {
+		it.rec.Release()
+		it.rec = nil
+	}
+	return it.sc.Close()
+}

@@ -1,0 +1,218 @@
+package sql
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	gms "github.com/dolthub/go-mysql-server/sql"
+	"github.com/shopspring/decimal"
+
+	"github.com/lakehoused/lakehoused/catalog"
+	"github.com/lakehoused/lakehoused/txlog"
+)
+
+// tableWrites is what one transaction has changed in one table, relative to the snapshot it
+// pinned. Rows are identified by their primary key, or by all their values when the table has
+// no key (then identical rows are interchangeable and are counted).
+//
+// Each statement stages its changes in stmt and merges them at StatementComplete, so a failed
+// statement (DiscardChanges) changes nothing — GMS does not roll back a failed autocommit
+// statement's transaction itself.
+type tableWrites struct {
+	table *catalog.Table
+	snap  *txlog.Snapshot
+	pk    []int // key ordinals in the full schema; nil = keyless
+
+	inserts   []gms.Row        // rows inserted by committed statements of this transaction
+	dead      []bool           // inserts[i] was deleted again later in the transaction
+	insertIdx map[string][]int // row key → positions in inserts
+	deletes   map[string]int   // row key → number of snapshot rows deleted
+	truncated bool             // all snapshot rows are deleted
+	ops       map[string]bool  // insert, delete, update, truncate
+
+	stmt *stmtWrites
+}
+
+type stmtWrites struct {
+	inserts    []gms.Row
+	insertKeys map[string]int
+	kills      []int // positions in tableWrites.inserts this statement deleted
+	killed     map[int]bool
+	deletes    map[string]int
+	truncated  bool
+	ops        map[string]bool
+}
+
+func newTableWrites(ct *catalog.Table, snap *txlog.Snapshot) *tableWrites {
+	return &tableWrites{
+		table: ct, snap: snap,
+		insertIdx: map[string][]int{}, deletes: map[string]int{}, ops: map[string]bool{},
+	}
+}
+
+func (w *tableWrites) empty() bool {
+	return len(w.inserts) == 0 && len(w.deletes) == 0 && !w.truncated
+}
+
+func (w *tableWrites) begin() {
+	if w.stmt == nil {
+		w.stmt = &stmtWrites{insertKeys: map[string]int{}, killed: map[int]bool{}, deletes: map[string]int{}, ops: map[string]bool{}}
+	}
+}
+
+func (w *tableWrites) discard() { w.stmt = nil }
+
+// complete merges the statement's changes into the transaction.
+func (w *tableWrites) complete() {
+	s := w.stmt
+	if s == nil {
+		return
+	}
+	w.stmt = nil
+	if s.truncated {
+		w.truncated = true
+		w.deletes = map[string]int{}
+		for i := range w.dead {
+			w.dead[i] = true
+		}
+	}
+	for _, i := range s.kills {
+		w.dead[i] = true
+	}
+	for k, n := range s.deletes {
+		w.deletes[k] += n
+	}
+	for _, r := range s.inserts {
+		k := w.key(r)
+		w.insertIdx[k] = append(w.insertIdx[k], len(w.inserts))
+		w.inserts = append(w.inserts, r)
+		w.dead = append(w.dead, false)
+	}
+	for op := range s.ops {
+		w.ops[op] = true
+	}
+}
+
+// key encodes the identity of a row: its primary key, or all of its values.
+func (w *tableWrites) key(r gms.Row) string {
+	return rowKey(r, w.pk)
+}
+
+func rowKey(r gms.Row, ords []int) string {
+	var b []byte
+	if ords == nil {
+		for _, v := range r {
+			b = appendKeyValue(b, v)
+		}
+		return string(b)
+	}
+	for _, o := range ords {
+		b = appendKeyValue(b, r[o])
+	}
+	return string(b)
+}
+
+// appendKeyValue writes a self-delimiting encoding of one value. Integers of every width
+// encode alike so a key read back from Parquet (int64) matches one from a client (int32).
+func appendKeyValue(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(b, 0)
+	case int8, int16, int32, int64, uint8, uint16, uint32:
+		b = append(b, 1)
+		return binary.BigEndian.AppendUint64(b, uint64(toInt64(x)))
+	case uint64:
+		b = append(b, 2)
+		return binary.BigEndian.AppendUint64(b, x)
+	case float32:
+		b = append(b, 3)
+		return binary.BigEndian.AppendUint64(b, math.Float64bits(float64(x)))
+	case float64:
+		b = append(b, 3)
+		return binary.BigEndian.AppendUint64(b, math.Float64bits(x))
+	case string:
+		b = append(b, 4)
+		b = binary.AppendUvarint(b, uint64(len(x)))
+		return append(b, x...)
+	case []byte:
+		b = append(b, 5)
+		b = binary.AppendUvarint(b, uint64(len(x)))
+		return append(b, x...)
+	case time.Time:
+		b = append(b, 6)
+		return binary.BigEndian.AppendUint64(b, uint64(x.UnixMicro()))
+	case decimal.Decimal:
+		s := x.String()
+		b = append(b, 7)
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		return append(b, s...)
+	}
+	s := fmt.Sprint(v)
+	b = append(b, 8)
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// livePendingInsert finds a row of this transaction with key k that is still alive.
+func (w *tableWrites) livePendingInsert(k string) (int, bool) {
+	for _, i := range w.insertIdx[k] {
+		if !w.dead[i] && (w.stmt == nil || !w.stmt.killed[i]) && !(w.stmt != nil && w.stmt.truncated) {
+			return i, true
+		}
+	}
+	return -1, false
+}
+
+// deletedFromSnapshot reports how many snapshot rows with key k are deleted so far.
+func (w *tableWrites) deletedFromSnapshot(k string) int {
+	if w.truncated || (w.stmt != nil && w.stmt.truncated) {
+		return math.MaxInt
+	}
+	n := w.deletes[k]
+	if w.stmt != nil {
+		n += w.stmt.deletes[k]
+	}
+	return n
+}
+
+// visibleRows is what a scan inside this transaction sees besides the snapshot's files.
+func (w *tableWrites) visibleInserts() []gms.Row {
+	var out []gms.Row
+	for i, r := range w.inserts {
+		if !w.dead[i] {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// operation names the commit the way Spark does in commitInfo.
+func (w *tableWrites) operation() string {
+	switch {
+	case w.ops["truncate"] && len(w.ops) == 1:
+		return "TRUNCATE"
+	case w.ops["update"] || (w.ops["insert"] && w.ops["delete"]):
+		if w.ops["insert"] && !w.ops["update"] {
+			return "MERGE"
+		}
+		return "UPDATE"
+	case w.ops["delete"] || w.ops["truncate"]:
+		return "DELETE"
+	}
+	return "WRITE"
+}
+
+func (w *tableWrites) String() string {
+	return fmt.Sprintf("%s.%s: %d inserts, %d deletes", w.table.Entry.Database, w.table.Entry.Name, len(w.inserts), len(w.deletes))
+}
+
+func lowerAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.ToLower(s)
+	}
+	return out
+}
