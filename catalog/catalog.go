@@ -376,9 +376,8 @@ func (c *Catalog) dropTableLocked(ctx context.Context, d *database, t *Table) er
 	if err != nil {
 		return fmt.Errorf("catalog: list files of dropped table %s.%s: %w", t.Entry.Database, t.Entry.Name, err)
 	}
-	// Data files first, log last, so a half-deleted folder never looks like a valid table
-	// whose files are missing… except the reverse is true for readers; either way the entry
-	// is already gone.
+	// The entry is already gone, so no reader sees a half-deleted folder; a crash here
+	// leaves only unreferenced files.
 	for _, o := range objs {
 		if err := t.Store.Delete(ctx, o.Key); err != nil {
 			return fmt.Errorf("catalog: delete %s of dropped table %s.%s: %w", o.Key, t.Entry.Database, t.Entry.Name, err)
