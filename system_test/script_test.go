@@ -14,7 +14,7 @@ import (
 	"testing"
 )
 
-// TestScripts replays testdata/*.test against a fresh node each. The format is a small
+// TestScripts replays testdata/*.slt against a fresh node each. The format is a small
 // sqllogictest dialect; a new case is a few lines of text:
 //
 //	statement ok                 the statement must succeed
@@ -30,12 +30,12 @@ import (
 // USE and transactions carry over; after every error the next record runs on it as well,
 // which checks that errors leave the connection usable.
 func TestScripts(t *testing.T) {
-	files, _ := filepath.Glob("testdata/*.test")
+	files, _ := filepath.Glob("testdata/*.slt")
 	if len(files) == 0 {
-		t.Fatal("no testdata/*.test scripts")
+		t.Fatal("no testdata/*.slt scripts")
 	}
 	for _, f := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(f), ".test"), func(t *testing.T) {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".slt"), func(t *testing.T) {
 			t.Parallel()
 			n := startNode(t, "")
 			runScript(t, n, f)
