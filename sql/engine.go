@@ -19,6 +19,7 @@ import (
 	sqle "github.com/dolthub/go-mysql-server"
 	gms "github.com/dolthub/go-mysql-server/sql"
 	"github.com/dolthub/vitess/go/mysql"
+	"github.com/sirupsen/logrus"
 
 	"github.com/lakehoused/lakehoused/catalog"
 	"github.com/lakehoused/lakehoused/storage"
@@ -56,6 +57,11 @@ func NewEngine(cfg Config) (*Engine, error) {
 	e := &Engine{cfg: cfg, log: cfg.Logger, keys: map[*catalog.Table]*keyIndex{}}
 	e.provider = newProvider(e)
 	e.sqle = sqle.NewDefault(e.provider)
+	// GMS logs every query error at warning level through the global logrus logger; our
+	// own structured log reports what matters.
+	if !cfg.Logger.Enabled(context.Background(), slog.LevelDebug) {
+		logrus.SetLevel(logrus.ErrorLevel)
+	}
 	if err := gms.SystemVariables.AssignValues(map[string]any{
 		"version_comment": "lakehoused " + cfg.Version,
 		"local_infile":    int8(1),

@@ -205,7 +205,11 @@ func lakeFiles(ctx *gms.Context, e *Engine, args []any) ([]gms.Row, error) {
 	for _, f := range snap.Files {
 		pv := map[string]any{}
 		for k, v := range f.PartitionValues {
-			pv[k] = v
+			if v == "" {
+				pv[k] = nil // Delta writes NULL partition values as ""
+			} else {
+				pv[k] = v
+			}
 		}
 		r := gms.Row{f.Path, jsonDoc(pv), f.Size, nil, nil, nil, nil, timeMs(f.ModificationTime)}
 		if st, err := txlog.ParseStats(f.Stats); err == nil && st != nil {

@@ -16,7 +16,12 @@ type primaryIndex struct {
 	t *Table
 }
 
-var _ gms.Index = primaryIndex{}
+var _ gms.OrderedIndex = primaryIndex{}
+
+// Order is "none": a plain scan of the table is not in key order, so GMS must keep its
+// sorts. (Lookups are returned sorted; see lookupRows.)
+func (i primaryIndex) Order() gms.IndexOrder { return gms.IndexOrderNone }
+func (i primaryIndex) Reversible() bool      { return false }
 
 func (i primaryIndex) ID() string       { return "PRIMARY" }
 func (i primaryIndex) Database() string { return i.t.db.name }

@@ -6,6 +6,7 @@ import (
 
 	gmsserver "github.com/dolthub/go-mysql-server/server"
 	gms "github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/vitess/go/mysql"
 )
 
 // Listener is the MySQL protocol endpoint.
@@ -25,6 +26,10 @@ func (e *Engine) Listen(ln net.Listener) (*Listener, error) {
 		ConnReadTimeout:  8 * time.Hour,
 		ConnWriteTimeout: 30 * time.Minute,
 		MaxConnections:   1000,
+		ProtocolListenerFactory: func(c gmsserver.Config, lc mysql.ListenerConfig, sel gmsserver.ServerEventListener) (gmsserver.ProtocolListener, error) {
+			lc.Handler = handler{lc.Handler}
+			return gmsserver.MySQLProtocolListenerFactory(c, lc, sel)
+		},
 	}
 	srv, err := gmsserver.NewServer(cfg, e.sqle, gms.NewContext, e.NewSession, nil)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -108,18 +109,29 @@ func (t *Table) DataLength(*gms.Context) (uint64, error) {
 
 // partition is either the snapshot's files (pruned by an index lookup) or the rows this
 // transaction inserted and has not committed yet.
+//
+// A lookup through the PRIMARY index is one partition holding both, sorted by key: GMS drops
+// an ascending ORDER BY over an index lookup on the assumption that the index returns rows
+// in key order.
 type partition struct {
 	pending bool
+	sorted  bool
 }
 
 func (p partition) Key() []byte {
-	if p.pending {
+	switch {
+	case p.pending:
 		return []byte("pending")
+	case p.sorted:
+		return []byte("lookup")
 	}
 	return []byte("files")
 }
 
 func (t *Table) Partitions(ctx *gms.Context) (gms.PartitionIter, error) {
+	if t.lookup != nil {
+		return gms.PartitionsToPartitionIter(partition{sorted: true}), nil
+	}
 	parts := []gms.Partition{partition{}}
 	if w := t.writes(ctx); w != nil && len(w.visibleInserts()) > 0 {
 		parts = append(parts, partition{pending: true})
@@ -142,6 +154,9 @@ func (t *Table) writes(ctx *gms.Context) *tableWrites {
 
 func (t *Table) PartitionRows(ctx *gms.Context, p gms.Partition) (gms.RowIter, error) {
 	w := t.writes(ctx)
+	if p.(partition).sorted {
+		return t.lookupRows(ctx, w)
+	}
 	if p.(partition).pending {
 		var rows []gms.Row
 		for _, r := range w.visibleInserts() {
@@ -153,9 +168,14 @@ func (t *Table) PartitionRows(ctx *gms.Context, p gms.Partition) (gms.RowIter, e
 	if t.lookup != nil {
 		files = table.PruneFiles(t.snap.Schema, t.snap.Metadata.PartitionColumns, files, lookupFilter(t.schema.Schema, t.lookup))
 	}
+	return t.scanRows(ctx, w, files, t.projected)
+}
+
+// scanRows streams the rows of files, without the rows transaction w deleted. cols == nil
+// reads whole rows; rows are projected to t.projected either way.
+func (t *Table) scanRows(ctx *gms.Context, w *tableWrites, files []*txlog.Add, cols []string) (*rowIter, error) {
 	// Rows deleted by this transaction are filtered by key, so read whole rows then.
-	cols := t.projected
-	full := w != nil && (len(w.deletes) > 0 || w.truncated)
+	full := cols == nil || (w != nil && (len(w.deletes) > 0 || w.truncated))
 	if full {
 		cols = nil
 	}
@@ -166,10 +186,7 @@ func (t *Table) PartitionRows(ctx *gms.Context, p gms.Partition) (gms.RowIter, e
 	if err != nil {
 		return nil, tableError(t.ct, err)
 	}
-	it := &rowIter{t: t, sc: sc, w: w, full: full}
-	if full {
-		it.seen = map[string]int{}
-	}
+	it := &rowIter{t: t, sc: sc, w: w, full: full, seen: map[string]int{}}
 	it.readers, err = t.readers(sc.Schema(), cols)
 	if err != nil {
 		sc.Close()
@@ -207,7 +224,8 @@ type rowIter struct {
 	t       *Table
 	sc      *table.Scanner
 	w       *tableWrites
-	full    bool           // rows are whole and must be checked against deletes
+	full    bool           // rows are whole: checked against deletes, then projected
+	raw     bool           // return whole rows unprojected
 	seen    map[string]int // deleted keys skipped so far
 	readers []valueReader
 	rec     arrow.Record
@@ -227,15 +245,20 @@ func (it *rowIter) Next(ctx *gms.Context) (gms.Row, error) {
 				}
 				row[c] = v
 			}
-			if it.full && it.w != nil {
+			if !it.full {
+				return row, nil
+			}
+			if it.w != nil {
 				k := it.w.key(row)
 				if it.seen[k] < it.w.deletedFromSnapshot(k) {
 					it.seen[k]++
 					continue
 				}
-				return it.t.project(row), nil
 			}
-			return row, nil
+			if it.raw {
+				return row, nil
+			}
+			return it.t.project(row), nil
 		}
 		if it.rec != nil {
 			it.rec.Release()
@@ -261,4 +284,58 @@ func (it *rowIter) Close(*gms.Context) error {
 		it.rec = nil
 	}
 	return it.sc.Close()
+}
+
+// lookupRows serves an index lookup: the rows of the files the key ranges cannot exclude,
+// plus this transaction's inserts, sorted by key (descending for a reverse lookup). The
+// filter above still applies the exact predicate.
+func (t *Table) lookupRows(ctx *gms.Context, w *tableWrites) (gms.RowIter, error) {
+	files := table.PruneFiles(t.snap.Schema, t.snap.Metadata.PartitionColumns, t.snap.Files, lookupFilter(t.schema.Schema, t.lookup))
+	if w != nil && w.truncated {
+		files = nil
+	}
+	it, err := t.scanRows(ctx, w, files, nil)
+	if err != nil {
+		return nil, err
+	}
+	it.raw = true
+	var rows []gms.Row
+	for {
+		r, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			it.Close(ctx)
+			return nil, err
+		}
+		rows = append(rows, r)
+	}
+	if err := it.Close(ctx); err != nil {
+		return nil, err
+	}
+	if w != nil {
+		rows = append(rows, w.visibleInserts()...)
+	}
+	sch := t.schema.Schema
+	var sortErr error
+	sort.SliceStable(rows, func(i, j int) bool {
+		for _, o := range t.schema.PkOrdinals {
+			c, err := sch[o].Type.Compare(ctx, rows[i][o], rows[j][o])
+			if err != nil {
+				sortErr = err
+			}
+			if c != 0 {
+				return (c < 0) != t.lookup.IsReverse
+			}
+		}
+		return false
+	})
+	if sortErr != nil {
+		return nil, sortErr
+	}
+	for i, r := range rows {
+		rows[i] = t.project(r)
+	}
+	return gms.RowsToRowIter(rows...), nil
 }

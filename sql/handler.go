@@ -1,0 +1,90 @@
+package sql
+
+import (
+	"context"
+	"regexp"
+	"strings"
+
+	"github.com/dolthub/vitess/go/mysql"
+	"github.com/dolthub/vitess/go/sqltypes"
+	querypb "github.com/dolthub/vitess/go/vt/proto/query"
+)
+
+// handler wraps GMS's protocol handler for two things GMS v0.20.0 gets wrong:
+//   - many errors reach clients as the generic 1105 (HY000) although MySQL has a code for
+//     them; clients and ORMs branch on codes, so the common ones are mapped to MySQL's;
+//   - `AS OF ?` in a prepared statement panics inside GMS and drops the connection; it is
+//     refused at prepare time with an error that says what to do instead.
+type handler struct {
+	mysql.Handler
+}
+
+// codeFor maps GMS's messages (fixed format strings in v0.20.0's sql/errors.go and
+// sql/types) to MySQL's error number and SQLSTATE.
+var codeFor = []struct {
+	match    *regexp.Regexp
+	code     int
+	sqlState string
+}{
+	{regexp.MustCompile(`^column ".*" could not be found in any table in scope`), mysql.ERBadFieldError, "42S22"},
+	{regexp.MustCompile(`^table ".*" does not have column ".*"`), mysql.ERBadFieldError, "42S22"},
+	{regexp.MustCompile(`^string '.*' is too large for column '.*'`), mysql.ERDataTooLong, "22001"},
+	{regexp.MustCompile(`^number of values does not match number of columns provided`), mysql.ERWrongValueCountOnRow, "21S01"},
+	{regexp.MustCompile(`^table with name .* already exists`), mysql.ERTableExists, "42S01"},
+	{regexp.MustCompile(`(?s)^.* out of range for `), mysql.ERWarnDataOutOfRange, "22003"},
+	{regexp.MustCompile(`^Incorrect datetime value`), mysql.ERTruncatedWrongValueForField, "22007"},
+	{regexp.MustCompile(`^error: '.*' is not a valid value for '.*'`), mysql.ERTruncatedWrongValueForField, "22007"},
+	{regexp.MustCompile(`^Column ".*" already exists`), mysql.ERDupFieldName, "42S21"},
+}
+
+func mapError(err error) error {
+	se, ok := err.(*mysql.SQLError)
+	if !ok || se.Num != mysql.ERUnknownError {
+		return err
+	}
+	for _, c := range codeFor {
+		if c.match.MatchString(se.Message) {
+			return mysql.NewSQLError(c.code, c.sqlState, "%s", se.Message)
+		}
+	}
+	return err
+}
+
+var asOfParam = regexp.MustCompile(`(?is)\bAS\s+OF\s+(TIMESTAMP\s*\(\s*)?\?`)
+
+func errAsOfParam() error {
+	return mysql.NewSQLError(mysql.ERNotSupportedYet, "42000",
+		"AS OF ? cannot be a prepared-statement parameter; write the version or timestamp literally (go-sql-driver: interpolateParams=true)")
+}
+
+func (h handler) ComQuery(ctx context.Context, c *mysql.Conn, query string, cb mysql.ResultSpoolFn) error {
+	if isPrepare(query) && asOfParam.MatchString(query) {
+		return errAsOfParam()
+	}
+	return mapError(h.Handler.ComQuery(ctx, c, query, cb))
+}
+
+func (h handler) ComMultiQuery(ctx context.Context, c *mysql.Conn, query string, cb mysql.ResultSpoolFn) (string, error) {
+	if isPrepare(query) && asOfParam.MatchString(query) {
+		return "", errAsOfParam()
+	}
+	rest, err := h.Handler.ComMultiQuery(ctx, c, query, cb)
+	return rest, mapError(err)
+}
+
+func (h handler) ComPrepare(ctx context.Context, c *mysql.Conn, query string, p *mysql.PrepareData) ([]*querypb.Field, error) {
+	if asOfParam.MatchString(query) {
+		return nil, errAsOfParam()
+	}
+	f, err := h.Handler.ComPrepare(ctx, c, query, p)
+	return f, mapError(err)
+}
+
+func (h handler) ComStmtExecute(ctx context.Context, c *mysql.Conn, p *mysql.PrepareData, cb func(*sqltypes.Result) error) error {
+	return mapError(h.Handler.ComStmtExecute(ctx, c, p, cb))
+}
+
+func isPrepare(q string) bool {
+	q = strings.TrimSpace(q)
+	return len(q) >= 7 && strings.EqualFold(q[:7], "prepare")
+}
