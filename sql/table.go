@@ -250,7 +250,7 @@ func (it *rowIter) Next(ctx *gms.Context) (gms.Row, error) {
 			}
 			if it.w != nil {
 				k := it.w.key(row)
-				if it.seen[k] < it.w.deletedFromSnapshot(k) {
+				if it.seen[k] < it.w.deletedBefore(k) {
 					it.seen[k]++
 					continue
 				}

@@ -166,7 +166,18 @@ func (w *tableWrites) livePendingInsert(k string) (int, bool) {
 	return -1, false
 }
 
-// deletedFromSnapshot reports how many snapshot rows with key k are deleted so far.
+// deletedBefore reports how many snapshot rows with key k earlier statements deleted. Scans
+// use it: a statement reads the table as it was when the statement began, not its own
+// staged changes (DELETE of duplicate rows would otherwise hide the second copy from itself).
+func (w *tableWrites) deletedBefore(k string) int {
+	if w.truncated {
+		return math.MaxInt
+	}
+	return w.deletes[k]
+}
+
+// deletedFromSnapshot reports how many snapshot rows with key k are deleted so far,
+// including by the current statement; key checks use it.
 func (w *tableWrites) deletedFromSnapshot(k string) int {
 	if w.truncated || (w.stmt != nil && w.stmt.truncated) {
 		return math.MaxInt
