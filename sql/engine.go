@@ -214,11 +214,65 @@ func (e *Engine) commitTable(ctx *gms.Context, tx *Transaction, w *tableWrites) 
 		},
 	}
 	actions = append([]txlog.Action{{CommitInfo: info}}, actions...)
-	if _, err := e.cfg.Committer.Commit(ctx, ct.Store, snap.Version, actions); err != nil {
+	readVersion := snap.Version
+	for attempt := 0; ; attempt++ {
+		_, err := e.cfg.Committer.Commit(ctx, ct.Store, readVersion, actions)
+		if err == nil {
+			return nil
+		}
+		// An insert-only transaction on a keyed table conflicts with every concurrent
+		// commit, because it read the key index. It can be rebased instead: check its keys
+		// against the newer version and commit on top of it.
+		rebase := errors.Is(err, txlog.ErrConflict) && len(w.pk) > 0 && !w.truncated && len(w.deletes) == 0 && attempt < maxRebases
+		if rebase {
+			var latest int64
+			latest, err = e.checkKeysAgainstLatest(ctx, w, inserts, sch)
+			if err == nil {
+				readVersion = latest
+				rd := readVersion
+				info.ReadVersion = &rd
+				continue
+			}
+		}
 		cleanup()
 		return tableError(ct, err)
 	}
-	return nil
+}
+
+// maxRebases bounds how often an insert into a keyed table is re-checked and re-committed
+// over concurrent commits before the client gets a serialization error to retry.
+const maxRebases = 50
+
+// checkKeysAgainstLatest verifies that none of rows' keys exists in the table's latest
+// version and returns that version. A duplicate is a 1062 error, as it would have been had
+// the insert arrived after the other commit.
+func (e *Engine) checkKeysAgainstLatest(ctx *gms.Context, w *tableWrites, rows []gms.Row, sch gms.PrimaryKeySchema) (int64, error) {
+	latest, err := w.table.Log.Snapshot(ctx, -1)
+	if err != nil {
+		return 0, err
+	}
+	t := &Table{ct: w.table, snap: latest, schema: sch, pkCols: primaryKeyColumns(latest)}
+	if latest.Metadata.SchemaString != w.snap.Metadata.SchemaString {
+		return 0, fmt.Errorf("%w: the schema changed concurrently", txlog.ErrConflict)
+	}
+	ki, err := e.keyIndexAt(ctx, t)
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range rows {
+		if _, dup := ki.keys[w.key(r)]; dup {
+			return 0, gms.NewUniqueKeyErr(fmt.Sprint(keyValues(r, w.pk)), true, nil)
+		}
+	}
+	return latest.Version, nil
+}
+
+func keyValues(r gms.Row, ords []int) []any {
+	out := make([]any, len(ords))
+	for i, o := range ords {
+		out[i] = r[o]
+	}
+	return out
 }
 
 func removeOf(f *txlog.Add, now int64) *txlog.Remove {
