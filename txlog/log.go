@@ -3,6 +3,7 @@ package txlog
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -62,8 +63,25 @@ func (l *Log) Snapshot(ctx context.Context, version int64) (*Snapshot, error) {
 
 // snapshot is Snapshot without the feature check (the committer and LatestVersion use it).
 func (l *Log) snapshot(ctx context.Context, version int64) (*Snapshot, error) {
+	if version >= 0 {
+		l.mu.Lock()
+		cached := l.latest
+		l.mu.Unlock()
+		if cached != nil && version == cached.Version {
+			return cached, nil
+		}
+		if cached != nil && version < cached.Version {
+			return l.load(ctx, version)
+		}
+	}
 	latest, err := l.refresh(ctx)
 	if err != nil {
+		if version >= 0 && !errors.Is(err, ErrNoTable) {
+			// A damaged or unreadable newer commit must not hide older versions.
+			if s, lerr := l.load(ctx, version); lerr == nil {
+				return s, nil
+			}
+		}
 		return nil, err
 	}
 	if version < 0 || version == latest.Version {
