@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 	"time"
 
@@ -51,12 +52,19 @@ func (c *StorageCommitter) logFor(table storage.Store) *Log {
 		c.logs = map[string]*Log{}
 	}
 	l, ok := c.logs[table.URL()]
-	if !ok || l.store != table {
+	// Two stores may share a URL (tests' Mem stores); a cached Log is reused only for the
+	// very same store.
+	if !ok || !sameStore(l.store, table) {
 		l = NewLog(table)
 		l.logger = c.logger()
 		c.logs[table.URL()] = l
 	}
 	return l
+}
+
+func sameStore(a, b storage.Store) bool {
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	return ta == tb && ta.Comparable() && a == b
 }
 
 func (c *StorageCommitter) logger() *slog.Logger {
@@ -103,6 +111,7 @@ func (c *StorageCommitter) Commit(ctx context.Context, table storage.Store, read
 	version := readVersion + 1
 	for attempt := 0; ; attempt++ {
 		info.Timestamp = nextTimestamp(c.now(), prevTS)
+		actions = stampRemoves(actions, info.Timestamp)
 		data, err := EncodeActions(actions)
 		if err != nil {
 			return -1, err
@@ -151,6 +160,19 @@ func (c *StorageCommitter) create(ctx context.Context, log *Log, info *CommitInf
 		return -1, fmt.Errorf("txlog: create %s: %w", log.name(), err)
 	}
 	return 0, nil
+}
+
+// stampRemoves gives removes without a deletionTimestamp the commit's timestamp: VACUUM
+// measures the retention period from it.
+func stampRemoves(actions []Action, ts int64) []Action {
+	for i, a := range actions {
+		if a.Remove != nil && a.Remove.DeletionTimestamp == nil {
+			r := *a.Remove
+			r.DeletionTimestamp = &ts
+			actions[i].Remove = &r
+		}
+	}
+	return actions
 }
 
 // nextTimestamp keeps commit timestamps strictly increasing (time travel by timestamp

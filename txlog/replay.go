@@ -29,6 +29,8 @@ type Snapshot struct {
 	// Reconciliation state, keyed by fileKey, kept so the next Replay is incremental.
 	files map[string]*Add
 	tombs map[string]*Remove
+	// touched collects the file keys changed during one Replay (nil otherwise).
+	touched map[string]bool
 }
 
 // File returns the live file with the given path (encoded or decoded form).
@@ -90,6 +92,7 @@ func Replay(base *Snapshot, commits []Commit) (*Snapshot, error) {
 		}
 	}
 	metaChanged := base == nil
+	s.touched = map[string]bool{}
 	for _, c := range commits {
 		if c.Version != s.Version+1 {
 			if s.Version < 0 {
@@ -116,7 +119,12 @@ func Replay(base *Snapshot, commits []Commit) (*Snapshot, error) {
 		}
 		s.Schema = sc
 	}
-	s.finish()
+	if base != nil && base.files != nil {
+		s.finishFrom(base)
+	} else {
+		s.finish()
+	}
+	s.touched = nil
 	return s, nil
 }
 
@@ -149,6 +157,7 @@ func (s *Snapshot) apply(version int64, actions []Action) (metaChanged bool, err
 			k := fileKey(a.Add.Path, a.Add.DeletionVector)
 			s.files[k] = a.Add
 			delete(s.tombs, k)
+			s.touch(k)
 		case a.Remove != nil:
 			if a.Remove.Path == "" {
 				return false, fmt.Errorf("%w: version %d: remove without path", ErrCorruptLog, version)
@@ -156,6 +165,7 @@ func (s *Snapshot) apply(version int64, actions []Action) (metaChanged bool, err
 			k := fileKey(a.Remove.Path, a.Remove.DeletionVector)
 			delete(s.files, k)
 			s.tombs[k] = a.Remove
+			s.touch(k)
 		case a.Txn != nil:
 			s.Txns[a.Txn.AppID] = *a.Txn
 		case a.Domain != nil:
@@ -167,6 +177,50 @@ func (s *Snapshot) apply(version int64, actions []Action) (metaChanged bool, err
 		}
 	}
 	return metaChanged, nil
+}
+
+func (s *Snapshot) touch(k string) {
+	if s.touched != nil {
+		s.touched[k] = true
+	}
+}
+
+// finishFrom rebuilds the sorted slices by merging base's sorted slices (minus touched
+// keys) with the touched entries, which costs O(files + k log k) instead of sorting every
+// file again: the hot path of a refresh after a small commit.
+func (s *Snapshot) finishFrom(base *Snapshot) {
+	var adds []*Add
+	var rems []*Remove
+	for k := range s.touched {
+		if a, ok := s.files[k]; ok {
+			adds = append(adds, a)
+		}
+		if r, ok := s.tombs[k]; ok {
+			rems = append(rems, r)
+		}
+	}
+	sort.Slice(adds, func(i, j int) bool { return adds[i].Path < adds[j].Path })
+	sort.Slice(rems, func(i, j int) bool { return rems[i].Path < rems[j].Path })
+	s.Files = mergeSorted(base.Files, adds, s.touched, func(a *Add) string { return a.Path }, func(a *Add) string { return fileKey(a.Path, a.DeletionVector) })
+	s.Tombstones = mergeSorted(base.Tombstones, rems, s.touched, func(r *Remove) string { return r.Path }, func(r *Remove) string { return fileKey(r.Path, r.DeletionVector) })
+}
+
+// mergeSorted merges old (dropping entries whose key was touched) with the sorted fresh
+// entries, ordered by path.
+func mergeSorted[T any](old, fresh []T, touched map[string]bool, path, key func(T) string) []T {
+	out := make([]T, 0, len(old)+len(fresh))
+	j := 0
+	for _, o := range old {
+		if touched[key(o)] {
+			continue
+		}
+		for j < len(fresh) && path(fresh[j]) < path(o) {
+			out = append(out, fresh[j])
+			j++
+		}
+		out = append(out, o)
+	}
+	return append(out, fresh[j:]...)
 }
 
 // finish rebuilds the sorted public slices from the reconciliation maps.
