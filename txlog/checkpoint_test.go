@@ -15,7 +15,9 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/arrow-go/v18/parquet/schema"
 
 	"github.com/lakehoused/lakehoused/storage"
 )
@@ -128,6 +130,7 @@ func TestCheckpointWrittenAtInterval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkCheckpointParquetSchema(t, store, lc.keys()[0])
 	want := replayJSON(t, store, 10)
 	sameState(t, "checkpoint v10", fromCP, want)
 	if len(want.Files) != 9 || len(want.Tombstones) != 1 {
@@ -304,4 +307,38 @@ func encodeParsedStatsCheckpoint(t *testing.T, files []struct {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// checkCheckpointParquetSchema checks the Parquet types other readers depend on: maps are
+// Parquet MAPs, stats is a string, versions are int32.
+func checkCheckpointParquetSchema(t *testing.T, store storage.Store, key string) {
+	t.Helper()
+	b, err := store.Get(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := file.NewParquetReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	sc := r.MetaData().Schema
+	want := map[string]string{
+		"add.partitionValues": "Map", "add.stats": "String", "metaData.configuration": "Map",
+		"metaData.partitionColumns": "List", "protocol.minReaderVersion": "Int",
+	}
+	root := sc.Root()
+	found := map[string]string{}
+	for i := 0; i < root.NumFields(); i++ {
+		top := root.Field(i).(*schema.GroupNode)
+		for j := 0; j < top.NumFields(); j++ {
+			f := top.Field(j)
+			found[top.Name()+"."+f.Name()] = f.LogicalType().String()
+		}
+	}
+	for k, v := range want {
+		if !strings.Contains(found[k], v) {
+			t.Errorf("checkpoint column %s has logical type %q, want %s", k, found[k], v)
+		}
+	}
 }

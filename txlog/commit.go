@@ -148,6 +148,13 @@ func (c *StorageCommitter) Commit(ctx context.Context, table storage.Store, read
 // exists rather than retried, since its schema and id would silently replace nothing.
 func (c *StorageCommitter) create(ctx context.Context, log *Log, info *CommitInfo, actions []Action) (int64, error) {
 	info.Timestamp = c.now().UnixMilli()
+	for i, a := range actions {
+		if a.MetaData != nil && a.MetaData.CreatedTime == nil {
+			m := *a.MetaData
+			m.CreatedTime = &info.Timestamp
+			actions[i].MetaData = &m
+		}
+	}
 	data, err := EncodeActions(actions)
 	if err != nil {
 		return -1, err
