@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -186,11 +187,17 @@ func TestCheckpointFallbacks(t *testing.T) {
 	}
 	for _, tc := range cases {
 		tc.break_()
-		s, err := NewLog(store).Snapshot(ctx, -1)
+		var logged bytes.Buffer
+		l := NewLog(store)
+		l.SetLogger(slog.New(slog.NewTextHandler(&logged, nil)))
+		s, err := l.Snapshot(ctx, -1)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
 		sameState(t, tc.name, s, want)
+		if tc.name != "no pointer" && !strings.Contains(logged.String(), "WARN") {
+			t.Errorf("%s: fallback was not logged", tc.name)
+		}
 	}
 }
 

@@ -118,6 +118,18 @@ func TestDAT(t *testing.T) {
 			}
 		})
 	}
+	// no_replay keeps only commits 2..5 and checkpoints 2 and 4: earlier versions are gone.
+	store, err := storage.NewLocal(filepath.Join(root, "no_replay", "delta"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = NewLog(store).Snapshot(context.Background(), 1)
+	if !errors.Is(err, ErrVersionNotFound) || !strings.Contains(err.Error(), "available versions are 2 to 5") {
+		t.Errorf("no_replay v1: %v", err)
+	}
+	if s, err := NewLog(store).Snapshot(context.Background(), 3); err != nil || s.Version != 3 {
+		t.Errorf("no_replay v3 (from checkpoint 2): %v", err)
+	}
 	if n < 19 {
 		t.Errorf("found %d DAT cases in %s, want 19", n, root)
 	}

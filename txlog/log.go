@@ -34,6 +34,14 @@ func NewLog(store storage.Store) *Log {
 	return &Log{store: store, logger: slog.Default(), ts: map[int64]time.Time{}}
 }
 
+// SetLogger sends the log's warnings (unusable checkpoints, ignored pointers) to logger
+// instead of slog.Default(). Call it before first use.
+func (l *Log) SetLogger(logger *slog.Logger) {
+	if logger != nil {
+		l.logger = logger
+	}
+}
+
 // Store is the table's store.
 func (l *Log) Store() storage.Store { return l.store }
 

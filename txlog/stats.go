@@ -44,3 +44,7 @@ func (s *Stats) String() string {
 	}
 	return string(bytes.TrimRight(buf.Bytes(), "\n"))
 }
+
+// Tight reports whether min/max are exact (tightBounds absent or true). With loose bounds
+// they still bound the values, but nullCount is only meaningful when 0 or numRecords.
+func (s *Stats) Tight() bool { return s.TightBounds == nil || *s.TightBounds }
