@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -246,5 +247,34 @@ func TestCommitRejects(t *testing.T) {
 	_, err := NewStorageCommitter().Commit(ctx, store, 1, []Action{addFile("x", 1)})
 	if !errors.Is(err, ErrUnsupportedFeature) || !strings.Contains(err.Error(), "writer version 4") {
 		t.Errorf("commit to writer-4 table: %v", err)
+	}
+}
+
+// failingCheckpoints refuses to store checkpoints, like a full disk would.
+type failingCheckpoints struct{ storage.Store }
+
+func (f failingCheckpoints) Put(ctx context.Context, key string, data []byte) error {
+	if strings.Contains(key, "checkpoint") {
+		return errors.New("disk full")
+	}
+	return f.Store.Put(ctx, key, data)
+}
+
+func TestFailedCheckpointKeepsCommit(t *testing.T) {
+	t.Parallel()
+	inner, _ := newTable(t, map[string]string{"delta.checkpointInterval": "1"})
+	store := failingCheckpoints{inner}
+	var logged strings.Builder
+	c := NewStorageCommitter()
+	c.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+	v, err := c.Commit(context.Background(), store, 0, []Action{addFile("a", 1)})
+	if err != nil || v != 1 {
+		t.Fatalf("commit: v=%d err=%v", v, err)
+	}
+	if !strings.Contains(logged.String(), "checkpoint failed") || !strings.Contains(logged.String(), "disk full") {
+		t.Errorf("checkpoint failure not logged: %s", logged.String())
+	}
+	if s, err := NewLog(inner).Snapshot(context.Background(), -1); err != nil || s.Version != 1 {
+		t.Errorf("table after failed checkpoint: %v", err)
 	}
 }

@@ -96,7 +96,11 @@ func (l *Log) snapshot(ctx context.Context, version int64) (*Snapshot, error) {
 		return latest, nil
 	}
 	if version > latest.Version {
-		return nil, fmt.Errorf("%w: table %s has no version %d; the latest version is %d", ErrVersionNotFound, l.name(), version, latest.Version)
+		earliest := int64(0)
+		if listing, err := listLog(ctx, l.store); err == nil {
+			earliest = listing.earliest()
+		}
+		return nil, fmt.Errorf("%w: table %s has no version %d; available versions are %d to %d (the latest version is %d)", ErrVersionNotFound, l.name(), version, earliest, latest.Version, latest.Version)
 	}
 	return l.load(ctx, version)
 }

@@ -268,3 +268,21 @@ func BenchmarkRefreshAppend(b *testing.B) {
 		}
 	}
 }
+
+func TestCommitInfoLenient(t *testing.T) {
+	t.Parallel()
+	line := `{"commitInfo":{"timestamp":1712091396057,"operation":"WRITE","operationParameters":{"mode":"Append","partitionBy":"[]"},"readVersion":"4","isBlindAppend":true,"operationMetrics":{"execution_time_ms":3,"numFiles":"1","nested":{"a":1}},"clientVersion":"delta-rs.0.17.0"}}`
+	acts, err := ParseActions("x.json", []byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci := acts[0].CommitInfo
+	if ci.Timestamp != 1712091396057 || ci.Operation != "WRITE" || ci.ReadVersion == nil || *ci.ReadVersion != 4 ||
+		ci.IsBlindAppend == nil || !*ci.IsBlindAppend || ci.OperationMetrics["execution_time_ms"] != "3" ||
+		ci.OperationMetrics["numFiles"] != "1" || ci.OperationParameters["mode"] != "Append" {
+		t.Errorf("commitInfo %+v", ci)
+	}
+	if _, err := ParseActions("y.json", []byte(`{"commitInfo":{"timestamp":"soon"}}`)); err != nil {
+		t.Errorf("a bad commitInfo field must not make the commit unreadable: %v", err)
+	}
+}
