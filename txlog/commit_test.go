@@ -278,3 +278,28 @@ func TestFailedCheckpointKeepsCommit(t *testing.T) {
 		t.Errorf("table after failed checkpoint: %v", err)
 	}
 }
+
+// BenchmarkCommitAndRefresh measures one blind append through StorageCommitter on a local
+// table (including fsyncs) followed by a reader's snapshot refresh.
+func BenchmarkCommitAndRefresh(b *testing.B) {
+	ctx := context.Background()
+	store, err := storage.NewLocal(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := NewStorageCommitter()
+	c.CheckpointInterval = 1 << 30
+	if _, err := c.Commit(ctx, store, -1, createActions(nil)); err != nil {
+		b.Fatal(err)
+	}
+	reader := NewLog(store)
+	v := int64(0)
+	for i := 0; b.Loop(); i++ {
+		if v, err = c.Commit(ctx, store, v, []Action{addFile(fmt.Sprintf("f%d.parquet", i), 1)}); err != nil {
+			b.Fatal(err)
+		}
+		if s, err := reader.Snapshot(ctx, -1); err != nil || s.Version != v {
+			b.Fatal(err)
+		}
+	}
+}
