@@ -79,12 +79,12 @@ type Writer struct {
 
 // openFile is the data file currently being filled for one partition.
 type openFile struct {
-	dir      string
-	values   map[string]string
-	buf      *bytes.Buffer
-	fw       *pqarrow.FileWriter
-	stats    *statsCollector
-	rows     int64
+	dir    string
+	values map[string]string
+	buf    *bytes.Buffer
+	fw     *pqarrow.FileWriter
+	stats  *statsCollector
+	rows   int64
 }
 
 // NewWriter writes data files for one table under store (rooted at the table directory).
@@ -269,7 +269,16 @@ func (w *Writer) writeTo(ctx context.Context, dir string, values map[string]stri
 	}
 	f.stats.add(data)
 	f.rows += rec.NumRows()
-	if f.fw.TotalCompressedBytes()+f.fw.RowGroupTotalCompressedBytes() >= w.opts.TargetFileSize {
+	// Close a full row group now rather than on the next write, so its compressed size
+	// counts toward the file size below.
+	if n, err := f.fw.RowGroupNumRows(); err == nil && int64(n) >= w.opts.RowGroupRows {
+		if err := f.fw.NewBufferedRowGroupChecked(); err != nil {
+			return fmt.Errorf("table: encoding Parquet for %s: %w", dir, err)
+		}
+	}
+	// The size is an estimate: pages of the open row group count once compressed, its
+	// dictionaries only when it closes. Files end up near, not exactly at, the target.
+	if max(f.fw.TotalCompressedBytes(), int64(f.buf.Len())) >= w.opts.TargetFileSize {
 		delete(w.open, dir)
 		return w.finish(ctx, f)
 	}
