@@ -85,6 +85,11 @@ type openFile struct {
 	fw     *pqarrow.FileWriter
 	stats  *statsCollector
 	rows   int64
+	schema *arrow.Schema // of the data columns
+
+	pending      []arrow.Record // data rows not yet encoded
+	pendingRows  int64
+	pendingBytes int64 // estimated Arrow size of pending
 }
 
 // NewWriter writes data files for one table under store (rooted at the table directory).
@@ -153,10 +158,11 @@ func (w *Writer) Write(ctx context.Context, rec arrow.Record) error {
 			return fmt.Errorf("table: column %q is NOT NULL but the batch has %d NULL values; supply a value for every row", f.Name, rec.Column(i).NullN())
 		}
 	}
+	rowBytes := max(1, recordBytes(rec)/rec.NumRows())
 	if len(w.partIdx) == 0 {
-		return w.writeTo(ctx, "", nil, rec)
+		return w.writeTo(ctx, "", nil, rec, rowBytes)
 	}
-	return w.writePartitioned(ctx, rec)
+	return w.writePartitioned(ctx, rec, rowBytes)
 }
 
 func (w *Writer) checkSchema(got *arrow.Schema) error {
@@ -175,7 +181,7 @@ func (w *Writer) checkSchema(got *arrow.Schema) error {
 // writePartitioned groups the rows of rec by partition directory. Rows that arrive
 // clustered (the common case: one partition per batch, or sorted input) are written as
 // zero-copy slices; scattered rows are gathered with a take.
-func (w *Writer) writePartitioned(ctx context.Context, rec arrow.Record) error {
+func (w *Writer) writePartitioned(ctx context.Context, rec arrow.Record, rowBytes int64) error {
 	n := int(rec.NumRows())
 	dirs := make([]string, n)
 	values := map[string]map[string]string{}
@@ -216,7 +222,7 @@ func (w *Writer) writePartitioned(ctx context.Context, rec arrow.Record) error {
 		for i := 1; i <= n; i++ {
 			if i == n || dirs[i] != dirs[start] {
 				part := rec.NewSlice(int64(start), int64(i))
-				err := w.writeTo(ctx, dirs[start], values[dirs[start]], part)
+				err := w.writeTo(ctx, dirs[start], values[dirs[start]], part, rowBytes)
 				part.Release()
 				if err != nil {
 					return err
@@ -237,7 +243,7 @@ func (w *Writer) writePartitioned(ctx context.Context, rec arrow.Record) error {
 			return fmt.Errorf("table: splitting batch by partition: %w", err)
 		}
 		part := out.(*compute.RecordDatum).Value
-		err = w.writeTo(ctx, d, values[d], part)
+		err = w.writeTo(ctx, d, values[d], part, rowBytes)
 		out.Release()
 		if err != nil {
 			return err
@@ -246,9 +252,12 @@ func (w *Writer) writePartitioned(ctx context.Context, rec arrow.Record) error {
 	return nil
 }
 
-// writeTo appends rec (full schema) to the open file of partition directory dir, rolling
-// to a new file once the target size is reached.
-func (w *Writer) writeTo(ctx context.Context, dir string, values map[string]string, rec arrow.Record) error {
+// writeTo appends rec (full schema) to the open file of partition directory dir. Rows
+// are buffered as Arrow until a row group is full (RowGroupRows rows, or TargetFileSize
+// bytes of Arrow data, which bounds memory for wide rows), then encoded; the file is
+// finished once its encoded size reaches TargetFileSize. Buffering ourselves, instead of
+// letting the Parquet writer buffer, keeps row groups whole and never leaves an empty one.
+func (w *Writer) writeTo(ctx context.Context, dir string, values map[string]string, rec arrow.Record, rowBytes int64) error {
 	f := w.open[dir]
 	if f == nil {
 		var err error
@@ -263,26 +272,78 @@ func (w *Writer) writeTo(ctx context.Context, dir string, values map[string]stri
 		cols[i] = rec.Column(ci)
 	}
 	data := array.NewRecord(w.dataSchema, cols, rec.NumRows())
-	defer data.Release()
-	if err := f.fw.WriteBuffered(data); err != nil {
-		return fmt.Errorf("table: encoding Parquet for %s: %w", dir, err)
-	}
 	f.stats.add(data)
-	f.rows += rec.NumRows()
-	// Close a full row group now rather than on the next write, so its compressed size
-	// counts toward the file size below.
-	if n, err := f.fw.RowGroupNumRows(); err == nil && int64(n) >= w.opts.RowGroupRows {
-		if err := f.fw.NewBufferedRowGroupChecked(); err != nil {
-			return fmt.Errorf("table: encoding Parquet for %s: %w", dir, err)
+	f.rows += data.NumRows()
+	f.pending = append(f.pending, data)
+	f.pendingRows += data.NumRows()
+	f.pendingBytes += data.NumRows() * rowBytes
+	for f.pendingRows >= w.opts.RowGroupRows {
+		if err := f.flushRows(w.opts.RowGroupRows); err != nil {
+			return err
 		}
 	}
-	// The size is an estimate: pages of the open row group count once compressed, its
-	// dictionaries only when it closes. Files end up near, not exactly at, the target.
-	if max(f.fw.TotalCompressedBytes(), int64(f.buf.Len())) >= w.opts.TargetFileSize {
+	if f.pendingBytes >= w.opts.TargetFileSize {
+		if err := f.flushRows(f.pendingRows); err != nil {
+			return err
+		}
+	}
+	if f.encodedSize() >= w.opts.TargetFileSize {
 		delete(w.open, dir)
 		return w.finish(ctx, f)
 	}
 	return nil
+}
+
+// encodedSize is the compressed size of the row groups encoded so far.
+func (f *openFile) encodedSize() int64 {
+	return max(f.fw.TotalCompressedBytes(), int64(f.buf.Len()))
+}
+
+// flushRows encodes the first n pending rows as one row group.
+func (f *openFile) flushRows(n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	tbl := array.NewTableFromRecords(f.schema, f.pending)
+	defer tbl.Release()
+	if err := f.fw.NewRowGroupChecked(); err != nil {
+		return fmt.Errorf("table: encoding Parquet row group in %q: %w", f.dir, err)
+	}
+	for i := 0; i < int(tbl.NumCols()); i++ {
+		if err := f.fw.WriteColumnChunked(tbl.Column(i).Data(), 0, n); err != nil {
+			return fmt.Errorf("table: encoding column %s in %q: %w", tbl.Schema().Field(i).Name, f.dir, err)
+		}
+	}
+	// Drop the encoded rows from the pending list.
+	left := n
+	keep := f.pending[:0]
+	for _, r := range f.pending {
+		switch {
+		case left >= r.NumRows():
+			left -= r.NumRows()
+			r.Release()
+		case left > 0:
+			keep = append(keep, r.NewSlice(left, r.NumRows()))
+			r.Release()
+			left = 0
+		default:
+			keep = append(keep, r)
+		}
+	}
+	f.pending = keep
+	if f.pendingRows > 0 {
+		f.pendingBytes -= f.pendingBytes * n / f.pendingRows
+	}
+	f.pendingRows -= n
+	return nil
+}
+
+func (f *openFile) discard() {
+	for _, r := range f.pending {
+		r.Release()
+	}
+	f.pending = nil
+	_ = f.fw.Close()
 }
 
 func (w *Writer) newFile(dir string, values map[string]string) (*openFile, error) {
@@ -291,13 +352,17 @@ func (w *Writer) newFile(dir string, values map[string]string) (*openFile, error
 	if err != nil {
 		return nil, fmt.Errorf("table: starting Parquet file: %w", err)
 	}
-	return &openFile{dir: dir, values: values, buf: buf, fw: fw,
+	return &openFile{dir: dir, values: values, buf: buf, fw: fw, schema: w.dataSchema,
 		stats: newStatsCollector(w.dataSchema.Fields(), w.opts.StatsColumns)}, nil
 }
 
 // finish closes f, stores it durably and records its add action. The key is remembered
 // before the Put so that Abort also removes a partially written object.
 func (w *Writer) finish(ctx context.Context, f *openFile) error {
+	if err := f.flushRows(f.pendingRows); err != nil {
+		f.discard()
+		return err
+	}
 	if err := f.fw.Close(); err != nil {
 		return fmt.Errorf("table: finishing Parquet file in %q: %w", f.dir, err)
 	}
@@ -340,7 +405,7 @@ func (w *Writer) Close(ctx context.Context) ([]*txlog.Add, error) {
 		}
 		delete(w.open, dir)
 		if firstErr != nil {
-			_ = f.fw.Close()
+			f.discard()
 			continue
 		}
 		if err := w.finish(ctx, f); err != nil {
@@ -359,7 +424,7 @@ func (w *Writer) Close(ctx context.Context) ([]*txlog.Add, error) {
 func (w *Writer) Abort(ctx context.Context) error {
 	w.closed = true
 	for dir, f := range w.open {
-		_ = f.fw.Close()
+		f.discard()
 		delete(w.open, dir)
 	}
 	var errs []error
@@ -371,4 +436,26 @@ func (w *Writer) Abort(ctx context.Context) error {
 	w.written = nil
 	w.adds = nil
 	return errors.Join(errs...)
+}
+
+// recordBytes is the size of the Arrow buffers behind rec, for estimating row width.
+func recordBytes(rec arrow.Record) int64 {
+	var n int64
+	for _, c := range rec.Columns() {
+		n += dataBytes(c.Data())
+	}
+	return n
+}
+
+func dataBytes(d arrow.ArrayData) int64 {
+	var n int64
+	for _, b := range d.Buffers() {
+		if b != nil {
+			n += int64(b.Len())
+		}
+	}
+	for _, c := range d.Children() {
+		n += dataBytes(c)
+	}
+	return n
 }
