@@ -288,3 +288,97 @@ func matchingRows(s *txlog.Schema, recs []arrow.Record, f *Filter) []string {
 	sort.Strings(out)
 	return out
 }
+
+func TestPruneFilesCases(t *testing.T) {
+	t.Parallel()
+	s := simpleSchema("id:long", "s:string", "ts:timestamp", "f:float", "dec:decimal(10,2)", "p:string", "d:date")
+	parts := []string{"p", "d"}
+	// Stats as Spark writes them: timestamps truncated to ms (the true max may be later
+	// within the millisecond), a long string max truncated without tie-breaker.
+	spark := &txlog.Add{Path: "spark", PartitionValues: map[string]string{"p": "a", "d": "2026-11-26"},
+		Stats: `{"numRecords":4,"minValues":{"id":1,"s":"apple","ts":"2026-11-26T10:00:00.000Z","f":1.1,"dec":1.50},` +
+			`"maxValues":{"id":10,"s":"` + strings.Repeat("m", 32) + `","ts":"2026-11-26T10:00:00.123Z","f":2.5,"dec":99.99},` +
+			`"nullCount":{"id":0,"s":1,"ts":0,"f":0,"dec":0}}`}
+	null := &txlog.Add{Path: "null", PartitionValues: map[string]string{"p": "", "d": ""},
+		Stats: `{"numRecords":2,"minValues":{},"maxValues":{},"nullCount":{"id":2,"s":0}}`}
+	nostats := &txlog.Add{Path: "nostats", PartitionValues: map[string]string{"p": "b", "d": "2026-11-27"}}
+	files := []*txlog.Add{spark, null, nostats}
+	point := func(col string, v any) ColumnFilter {
+		return ColumnFilter{Column: col, Ranges: []Range{{Lo: Bound{v, true}, Hi: Bound{v, true}}}}
+	}
+	above := func(col string, v any, incl bool) ColumnFilter {
+		return ColumnFilter{Column: col, Ranges: []Range{{Lo: Bound{v, incl}}}}
+	}
+	tests := []struct {
+		name string
+		f    Filter
+		want string
+	}{
+		{"no filter columns", Filter{}, "spark null nostats"},
+		{"partition point", Filter{Columns: []ColumnFilter{point("P", "a")}}, "spark"},
+		{"partition IS NULL", Filter{Columns: []ColumnFilter{{Column: "p", IsNull: true}}}, "null"},
+		{"partition date", Filter{Columns: []ColumnFilter{point("d", time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC))}}, "nostats"},
+		{"id above max", Filter{Columns: []ColumnFilter{above("id", int64(10), false)}}, "nostats"},
+		{"id at max inclusive", Filter{Columns: []ColumnFilter{above("id", int64(10), true)}}, "spark nostats"},
+		{"id float bound", Filter{Columns: []ColumnFilter{above("id", 9.5, true)}}, "spark nostats"},
+		{"all-null column never matches a range", Filter{Columns: []ColumnFilter{point("id", int64(1))}}, "spark nostats"},
+		{"IS NULL needs a null", Filter{Columns: []ColumnFilter{{Column: "id", IsNull: true}}}, "null nostats"},
+		{"ts within the truncated millisecond", Filter{Columns: []ColumnFilter{above("ts", time.Date(2026, 11, 26, 10, 0, 0, 123500000, time.UTC), true)}}, "spark null nostats"},
+		{"ts past the millisecond", Filter{Columns: []ColumnFilter{above("ts", time.Date(2026, 11, 26, 10, 0, 0, 124000000, time.UTC), true)}}, "null nostats"},
+		{"truncated string max keeps longer values", Filter{Columns: []ColumnFilter{point("s", strings.Repeat("m", 40))}}, "spark null nostats"},
+		{"string above truncated max", Filter{Columns: []ColumnFilter{point("s", "n")}}, "null nostats"},
+		{"float stats at float32 precision", Filter{Columns: []ColumnFilter{point("f", float64(float32(1.1)))}}, "spark null nostats"},
+		{"decimal exact", Filter{Columns: []ColumnFilter{above("dec", "99.991", true)}}, "null nostats"},
+		{"decimal at max", Filter{Columns: []ColumnFilter{above("dec", "99.99", true)}}, "spark null nostats"},
+		{"empty IN list", Filter{Columns: []ColumnFilter{{Column: "id"}}}, ""},
+		{"unknown column is ignored", Filter{Columns: []ColumnFilter{point("nope", int64(1))}}, "spark null nostats"},
+		{"unconvertible value keeps (all-null still prunes)", Filter{Columns: []ColumnFilter{point("id", "x")}}, "spark nostats"},
+	}
+	for _, tc := range tests {
+		var got []string
+		for _, a := range PruneFiles(s, parts, files, &tc.f) {
+			got = append(got, a.Path)
+		}
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("%s: kept %q, want %q", tc.name, strings.Join(got, " "), tc.want)
+		}
+	}
+}
+
+// TestRowGroupPruning checks that Scan skips row groups whose Parquet statistics exclude
+// the filter, and reads the file's other row groups.
+func TestRowGroupPruning(t *testing.T) {
+	t.Parallel()
+	s := simpleSchema("id:long", "s:string")
+	var b strings.Builder
+	b.WriteString("[")
+	for i := range 100 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"id":%d,"s":"v%03d"}`, i, i)
+	}
+	rec := recordFromJSON(t, s, b.String()+"]")
+	defer rec.Release()
+	st := newMemStore()
+	adds := writeAll(t, st, s, nil, WriterOptions{RowGroupRows: 10}, rec)
+	tests := []struct {
+		f    Filter
+		rows int
+	}{
+		{Filter{Columns: []ColumnFilter{{Column: "id", Ranges: []Range{{Lo: Bound{int64(42), true}, Hi: Bound{int64(42), true}}}}}}, 10},
+		{Filter{Columns: []ColumnFilter{{Column: "id", Ranges: []Range{{Lo: Bound{int64(85), false}}}}}}, 20},
+		{Filter{Columns: []ColumnFilter{{Column: "s", Ranges: []Range{{Hi: Bound{"v015", true}}}}}}, 20},
+		{Filter{Columns: []ColumnFilter{{Column: "id", Ranges: []Range{{Lo: Bound{int64(500), true}}}}}}, 0},
+		{Filter{Columns: []ColumnFilter{{Column: "id", IsNull: true}}}, 0},
+	}
+	for _, tc := range tests {
+		rows, sc := scanRows(t, st, s, nil, adds, ScanOptions{Filter: &tc.f})
+		if len(rows) != tc.rows {
+			t.Errorf("filter %+v: read %d rows, want %d", tc.f, len(rows), tc.rows)
+		}
+		if sc.FilesRead() != 1 {
+			t.Errorf("FilesRead = %d", sc.FilesRead())
+		}
+	}
+}
