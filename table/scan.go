@@ -46,6 +46,7 @@ type Scanner struct {
 	wg        sync.WaitGroup
 	filesRead atomic.Int64
 	closed    bool
+	err       error // first error; the scan stops there
 }
 
 type scanItem struct {
@@ -196,6 +197,9 @@ func (s *Scanner) Next() (arrow.Record, *txlog.Add, error) {
 	if s.closed {
 		return nil, nil, errors.New("table: Next on a closed Scanner")
 	}
+	if s.err != nil {
+		return nil, nil, s.err
+	}
 	for s.cur < len(s.results) {
 		it, ok := <-s.results[s.cur]
 		if !ok {
@@ -203,6 +207,7 @@ func (s *Scanner) Next() (arrow.Record, *txlog.Add, error) {
 			continue
 		}
 		if it.err != nil {
+			s.err = it.err
 			return nil, nil, it.err
 		}
 		return it.rec, s.files[s.cur], nil
