@@ -81,7 +81,7 @@ type Remove struct {
 }
 
 // CommitInfo is free-form provenance of one commit. The fields below are the ones Spark
-// writes and lake_history shows; others are kept in Extra on read.
+// writes and lake_history shows; other fields are ignored on read.
 type CommitInfo struct {
 	Timestamp           int64             `json:"timestamp"`
 	Operation           string            `json:"operation"`
@@ -93,6 +93,9 @@ type CommitInfo struct {
 	UserName            string            `json:"userName,omitempty"`
 	EngineInfo          string            `json:"engineInfo,omitempty"`
 	TxnID               string            `json:"txnId,omitempty"`
+	// InCommitTimestamp is set when the inCommitTimestamp feature is on; it then is the
+	// commit's timestamp for time travel.
+	InCommitTimestamp *int64 `json:"inCommitTimestamp,omitempty"`
 }
 
 // Txn records the latest version an application (appId) has committed; used for

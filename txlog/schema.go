@@ -98,3 +98,14 @@ func (s *Schema) String() string {
 	b, _ := json.Marshal(Schema{Type: "struct", Fields: s.Fields})
 	return string(b)
 }
+
+// MarshalJSON writes "metadata":{} when Metadata is nil: Spark rejects a schemaString whose
+// field lacks the metadata object.
+func (f StructField) MarshalJSON() ([]byte, error) {
+	type plain StructField // no methods: avoids recursion
+	p := plain(f)
+	if p.Metadata == nil {
+		p.Metadata = map[string]any{}
+	}
+	return json.Marshal(p)
+}

@@ -1,0 +1,137 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+)
+
+// Open returns the Store addressed by rawURL: file:///abs/path or a plain absolute path
+// gives a Local store. s3:// is recognised but not built yet.
+func Open(rawURL string) (Store, error) {
+	if filepath.IsAbs(rawURL) {
+		return NewLocal(rawURL)
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %q: %w", rawURL, err)
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Host != "" && u.Host != "localhost" {
+			return nil, fmt.Errorf("storage: open %q: file URLs must name a local path (file:///abs/path), not host %q", rawURL, u.Host)
+		}
+		if !filepath.IsAbs(u.Path) {
+			return nil, fmt.Errorf("storage: open %q: path must be absolute (file:///abs/path)", rawURL)
+		}
+		return NewLocal(u.Path)
+	case "s3":
+		return nil, fmt.Errorf("storage: open %q: S3 storage is not built yet; use a local path or file:// URL for now", rawURL)
+	case "":
+		return nil, fmt.Errorf("storage: open %q: need an absolute path or a URL (file:///abs/path, s3://bucket/prefix)", rawURL)
+	}
+	return nil, fmt.Errorf("storage: open %q: unsupported scheme %q; use file:// or s3://", rawURL, u.Scheme)
+}
+
+// Sub returns a view of s below prefix: key k of the view is key prefix+"/"+k of s. A
+// table's store is the warehouse store plus "db/tbl".
+func Sub(s Store, prefix string) Store {
+	prefix = strings.Trim(prefix, "/")
+	if prefix == "" {
+		return s
+	}
+	if p, ok := s.(*subStore); ok {
+		return &subStore{parent: p.parent, prefix: p.prefix + prefix + "/"}
+	}
+	return &subStore{parent: s, prefix: prefix + "/"}
+}
+
+type subStore struct {
+	parent Store
+	prefix string // ends in "/"
+}
+
+func (s *subStore) URL() string {
+	return strings.TrimSuffix(s.parent.URL(), "/") + "/" + strings.TrimSuffix(s.prefix, "/")
+}
+
+func (s *subStore) key(op, k string) (string, error) {
+	if err := checkKey(op, k); err != nil {
+		return "", err
+	}
+	return s.prefix + k, nil
+}
+
+func (s *subStore) Get(ctx context.Context, k string) ([]byte, error) {
+	full, err := s.key("get", k)
+	if err != nil {
+		return nil, err
+	}
+	return s.parent.Get(ctx, full)
+}
+
+func (s *subStore) GetRange(ctx context.Context, k string, off, n int64) ([]byte, error) {
+	full, err := s.key("get", k)
+	if err != nil {
+		return nil, err
+	}
+	return s.parent.GetRange(ctx, full, off, n)
+}
+
+func (s *subStore) Open(ctx context.Context, k string) (ReaderAtCloser, int64, error) {
+	full, err := s.key("open", k)
+	if err != nil {
+		return nil, 0, err
+	}
+	return s.parent.Open(ctx, full)
+}
+
+func (s *subStore) Put(ctx context.Context, k string, data []byte) error {
+	full, err := s.key("put", k)
+	if err != nil {
+		return err
+	}
+	return s.parent.Put(ctx, full, data)
+}
+
+func (s *subStore) PutIfAbsent(ctx context.Context, k string, data []byte) error {
+	full, err := s.key("put", k)
+	if err != nil {
+		return err
+	}
+	return s.parent.PutIfAbsent(ctx, full, data)
+}
+
+func (s *subStore) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
+	if err := checkPrefix(prefix); err != nil {
+		return nil, err
+	}
+	objs, err := s.parent.List(ctx, s.prefix+prefix)
+	if err != nil {
+		return nil, err
+	}
+	for i := range objs {
+		objs[i].Key = strings.TrimPrefix(objs[i].Key, s.prefix)
+	}
+	return objs, nil
+}
+
+func (s *subStore) Delete(ctx context.Context, k string) error {
+	full, err := s.key("delete", k)
+	if err != nil {
+		return err
+	}
+	return s.parent.Delete(ctx, full)
+}
+
+func (s *subStore) Stat(ctx context.Context, k string) (ObjectInfo, error) {
+	full, err := s.key("stat", k)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	info, err := s.parent.Stat(ctx, full)
+	info.Key = k
+	return info, err
+}

@@ -1,0 +1,288 @@
+package txlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/lakehoused/lakehoused/storage"
+)
+
+// Committer writes a new version of a table's log. It is the seam the cluster replaces
+// with a Raft-backed committer that ratifies versions before publishing them.
+type Committer interface {
+	// Commit writes actions as the version after readVersion (readVersion -1 creates the
+	// table as version 0) and returns the version written. When other commits got there
+	// first it retries after them if they do not conflict; otherwise it returns an error
+	// wrapping ErrConflict.
+	Commit(ctx context.Context, table storage.Store, readVersion int64, actions []Action) (int64, error)
+}
+
+// StorageCommitter commits by put-if-absent of _delta_log/<v>.json, the Delta protocol's
+// own mutual exclusion. It is what a single node, the tools and the tests use.
+type StorageCommitter struct {
+	// MaxRetries is how many times a commit that lost the race to non-conflicting commits
+	// is retried at a newer version. Default 15 (as delta-rs).
+	MaxRetries int
+	// CheckpointInterval writes a checkpoint after every version divisible by it. The table
+	// property delta.checkpointInterval overrides it. Default 10 (as Delta-Spark).
+	CheckpointInterval int64
+	// Logger receives checkpoint failures (which never fail a commit). Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock, for tests. Default time.Now.
+	Now func() time.Time
+
+	mu   sync.Mutex
+	logs map[string]*Log // per table URL: cached snapshots make the next commit cheap
+}
+
+// NewStorageCommitter returns a StorageCommitter with the defaults.
+func NewStorageCommitter() *StorageCommitter {
+	return &StorageCommitter{MaxRetries: 15, CheckpointInterval: 10, Logger: slog.Default(), Now: time.Now}
+}
+
+func (c *StorageCommitter) logFor(table storage.Store) *Log {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.logs == nil {
+		c.logs = map[string]*Log{}
+	}
+	l, ok := c.logs[table.URL()]
+	// Two stores may share a URL (tests' Mem stores); a cached Log is reused only for the
+	// very same store.
+	if !ok || !sameStore(l.store, table) {
+		l = NewLog(table)
+		l.logger = c.logger()
+		c.logs[table.URL()] = l
+	}
+	return l
+}
+
+func sameStore(a, b storage.Store) bool {
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	return ta == tb && ta.Comparable() && a == b
+}
+
+func (c *StorageCommitter) logger() *slog.Logger {
+	if c.Logger != nil {
+		return c.Logger
+	}
+	return slog.Default()
+}
+
+func (c *StorageCommitter) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// Commit implements Committer.
+func (c *StorageCommitter) Commit(ctx context.Context, table storage.Store, readVersion int64, actions []Action) (int64, error) {
+	if readVersion < -1 {
+		return -1, fmt.Errorf("txlog: commit to %s: invalid read version %d", table.URL(), readVersion)
+	}
+	if err := validateActions(actions, readVersion); err != nil {
+		return -1, fmt.Errorf("txlog: commit to %s: %w", table.URL(), err)
+	}
+	log := c.logFor(table)
+	info := prepareCommitInfo(actions, readVersion)
+	actions = withCommitInfo(actions, info)
+
+	if readVersion == -1 {
+		return c.create(ctx, log, info, actions)
+	}
+	read, err := log.snapshot(ctx, readVersion)
+	if err != nil {
+		return -1, fmt.Errorf("txlog: commit to %s: %w", table.URL(), err)
+	}
+	if err := read.Protocol.CheckWrite(); err != nil {
+		return -1, fmt.Errorf("txlog: commit to %s: %w", table.URL(), err)
+	}
+	prevTS := read.Timestamp
+	maxRetries := c.MaxRetries
+	if maxRetries <= 0 {
+		maxRetries = 15
+	}
+	version := readVersion + 1
+	for attempt := 0; ; attempt++ {
+		info.Timestamp = nextTimestamp(c.now(), prevTS)
+		actions = stampRemoves(actions, info.Timestamp)
+		data, err := EncodeActions(actions)
+		if err != nil {
+			return -1, err
+		}
+		err = table.PutIfAbsent(ctx, commitKey(version), data)
+		if err == nil {
+			committed := Commit{Version: version, Timestamp: time.UnixMilli(info.Timestamp).UTC(), Info: info, Actions: actions}
+			log.advance(committed)
+			c.maybeCheckpoint(ctx, log, version)
+			return version, nil
+		}
+		if !errors.Is(err, storage.ErrExist) {
+			return -1, fmt.Errorf("txlog: commit %s version %d: %w", table.URL(), version, err)
+		}
+		if attempt >= maxRetries {
+			return -1, fmt.Errorf("%w: table %s: gave up after %d retries at version %d; the table is too busy, retry later", ErrConflict, table.URL(), maxRetries, version)
+		}
+		// Somebody else committed version (and maybe more): check each winner against us.
+		winners, err := log.readFrom(ctx, version)
+		if err != nil {
+			return -1, fmt.Errorf("txlog: commit to %s: read concurrent commits: %w", table.URL(), err)
+		}
+		for _, w := range winners {
+			if err := checkConflict(actions, w.Version, w.Actions); err != nil {
+				return -1, fmt.Errorf("table %s (read version %d): %w", table.URL(), readVersion, err)
+			}
+			prevTS = w.Timestamp
+			version = w.Version + 1
+		}
+	}
+}
+
+// create writes version 0. Two creators race on the same name; the loser is told the table
+// exists rather than retried, since its schema and id would silently replace nothing.
+func (c *StorageCommitter) create(ctx context.Context, log *Log, info *CommitInfo, actions []Action) (int64, error) {
+	info.Timestamp = c.now().UnixMilli()
+	for i, a := range actions {
+		if a.MetaData != nil && a.MetaData.CreatedTime == nil {
+			m := *a.MetaData
+			m.CreatedTime = &info.Timestamp
+			actions[i].MetaData = &m
+		}
+	}
+	data, err := EncodeActions(actions)
+	if err != nil {
+		return -1, err
+	}
+	err = log.store.PutIfAbsent(ctx, commitKey(0), data)
+	if errors.Is(err, storage.ErrExist) {
+		return -1, fmt.Errorf("%w: %s already has version 0; open the table instead of creating it", ErrTableExists, log.name())
+	}
+	if err != nil {
+		return -1, fmt.Errorf("txlog: create %s: %w", log.name(), err)
+	}
+	return 0, nil
+}
+
+// stampRemoves gives removes without a deletionTimestamp the commit's timestamp: VACUUM
+// measures the retention period from it.
+func stampRemoves(actions []Action, ts int64) []Action {
+	for i, a := range actions {
+		if a.Remove != nil && a.Remove.DeletionTimestamp == nil {
+			r := *a.Remove
+			r.DeletionTimestamp = &ts
+			actions[i].Remove = &r
+		}
+	}
+	return actions
+}
+
+// nextTimestamp keeps commit timestamps strictly increasing (time travel by timestamp
+// relies on it) even when the clock steps back or two commits land in one millisecond.
+func nextTimestamp(now, prev time.Time) int64 {
+	ts := now.UnixMilli()
+	if p := prev.UnixMilli(); ts <= p {
+		ts = p + 1
+	}
+	return ts
+}
+
+// validateActions rejects commits that would make the log invalid.
+func validateActions(actions []Action, readVersion int64) error {
+	var p, m int
+	for _, a := range actions {
+		if a.Protocol != nil {
+			p++
+		}
+		if a.MetaData != nil {
+			m++
+			if _, err := ParseSchema(a.MetaData.SchemaString); err != nil {
+				return fmt.Errorf("metaData has an invalid schemaString: %v", err)
+			}
+		}
+		if a.Add != nil && a.Add.Path == "" || a.Remove != nil && a.Remove.Path == "" {
+			return errors.New("add and remove actions need a path")
+		}
+	}
+	if p > 1 || m > 1 {
+		return errors.New("a commit may hold at most one protocol and one metaData action")
+	}
+	if readVersion == -1 && (p != 1 || m != 1) {
+		return errors.New("creating a table needs a protocol and a metaData action")
+	}
+	for _, a := range actions {
+		if a.Protocol != nil {
+			if err := a.Protocol.CheckWrite(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// prepareCommitInfo returns the commitInfo to write: the caller's (copied) or a new one,
+// with the fields the committer owns filled in.
+func prepareCommitInfo(actions []Action, readVersion int64) *CommitInfo {
+	info := &CommitInfo{Operation: "WRITE"}
+	if ci := commitInfoOf(actions); ci != nil {
+		cp := *ci
+		info = &cp
+	}
+	if readVersion >= 0 {
+		rv := readVersion
+		info.ReadVersion = &rv
+	} else {
+		info.ReadVersion = nil
+	}
+	info.IsolationLevel = "Serializable"
+	blind := isBlindAppend(actions)
+	info.IsBlindAppend = &blind
+	if info.EngineInfo == "" {
+		info.EngineInfo = engineInfo()
+	}
+	return info
+}
+
+// withCommitInfo returns actions with info as the first action (where in-commit
+// timestamps require it) and any caller-supplied commitInfo dropped.
+func withCommitInfo(actions []Action, info *CommitInfo) []Action {
+	out := make([]Action, 0, len(actions)+1)
+	out = append(out, Action{CommitInfo: info})
+	for _, a := range actions {
+		if a.CommitInfo == nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// maybeCheckpoint writes a checkpoint after version when the interval says so. A failed
+// checkpoint is logged and otherwise ignored: the commit is already durable, and readers
+// fall back to older checkpoints and the JSON commits.
+func (c *StorageCommitter) maybeCheckpoint(ctx context.Context, log *Log, version int64) {
+	if version == 0 {
+		return
+	}
+	s, err := log.snapshot(ctx, version)
+	if err != nil {
+		c.logger().Warn("txlog: checkpoint skipped: cannot build snapshot", "table", log.name(), "version", version, "err", err)
+		return
+	}
+	def := c.CheckpointInterval
+	if def <= 0 {
+		def = 10
+	}
+	if version%checkpointInterval(s.Metadata.Configuration, def) != 0 {
+		return
+	}
+	if err := WriteCheckpoint(ctx, log.store, s, c.now()); err != nil {
+		c.logger().Warn("txlog: checkpoint failed; the commit stands", "table", log.name(), "version", version, "err", err)
+		return
+	}
+	c.logger().Debug("txlog: wrote checkpoint", "table", log.name(), "version", version, "files", len(s.Files))
+}

@@ -1,0 +1,35 @@
+package txlog
+
+import "errors"
+
+// Sentinel errors. Callers test them with errors.Is; every error returned by this package
+// wraps one of them (or a storage error) with the table, version and a hint at the fix.
+var (
+	// ErrNoTable: the store has no _delta_log (no commit and no checkpoint).
+	ErrNoTable = errors.New("txlog: not a Delta table")
+	// ErrVersionNotFound: the asked-for version does not exist or can no longer be
+	// reconstructed (its commits were cleaned up and no checkpoint covers it).
+	ErrVersionNotFound = errors.New("txlog: version not found")
+	// ErrBeforeFirstCommit: a timestamp earlier than the table's first available commit.
+	ErrBeforeFirstCommit = errors.New("txlog: timestamp is before the first commit")
+	// ErrConflict: a concurrent commit made this transaction invalid; retry it from a new
+	// snapshot. The SQL layer maps it to MySQL 1213 / SQLSTATE 40001.
+	ErrConflict = errors.New("txlog: concurrent update conflict")
+	// ErrUnsupportedFeature: the table's protocol needs a reader or writer feature
+	// lakehoused does not implement.
+	ErrUnsupportedFeature = errors.New("txlog: unsupported Delta feature")
+	// ErrCorruptLog: a commit or checkpoint file cannot be parsed or violates the protocol.
+	ErrCorruptLog = errors.New("txlog: corrupt Delta log")
+	// ErrTableExists: creating a table (readVersion -1) found version 0 already written.
+	ErrTableExists = errors.New("txlog: table already exists")
+)
+
+// EngineInfo is the engine name written into commitInfo.engineInfo as
+// EngineInfo + "/" + Version.
+const EngineInfo = "lakehoused"
+
+// Version is the lakehoused version recorded in commitInfo.engineInfo. cmd/lakehoused sets
+// it at start-up (or the build sets it with -ldflags); it is not changed afterwards.
+var Version = "dev"
+
+func engineInfo() string { return EngineInfo + "/" + Version }
