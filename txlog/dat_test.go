@@ -91,17 +91,18 @@ func TestDAT(t *testing.T) {
 				for _, l := range []*Log{log, NewLog(store)} {
 					s, err := l.Snapshot(context.Background(), int64(want))
 					if !supported {
+						readable := p.CheckRead()
 						if s2, err2 := l.snapshot(context.Background(), int64(want)); err2 == nil {
-							p = s2.Protocol
+							readable = s2.CheckRead()
 						}
-						if p.CheckRead() == nil {
+						if readable == nil {
 							// e.g. timestampNtz: a reader feature we support.
 							supported = true
 						} else {
 							if !errors.Is(err, ErrUnsupportedFeature) {
 								t.Fatalf("%s: want ErrUnsupportedFeature, got %v", filepath.Base(expDir), err)
 							}
-							if !strings.Contains(err.Error(), "reader") {
+							if !strings.Contains(err.Error(), "reader") && !strings.Contains(err.Error(), "column mapping") {
 								t.Errorf("error does not explain the feature: %v", err)
 							}
 							continue
