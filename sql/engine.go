@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -47,6 +48,26 @@ type Engine struct {
 
 	keysMu sync.Mutex
 	keys   map[*catalog.Table]*keyIndex
+
+	// Scan counters for /metrics: data files a scan could have read, and files it read
+	// after pruning by partition values and statistics.
+	filesConsidered atomic.Int64
+	filesScanned    atomic.Int64
+	commits         atomic.Int64
+}
+
+func (e *Engine) countScan(considered, read int) {
+	e.filesConsidered.Add(int64(considered))
+	e.filesScanned.Add(int64(read))
+}
+
+// Metrics returns the engine's counters, named as /metrics shows them.
+func (e *Engine) Metrics() map[string]int64 {
+	return map[string]int64{
+		"lakehoused_scan_files_considered_total": e.filesConsidered.Load(),
+		"lakehoused_scan_files_read_total":       e.filesScanned.Load(),
+		"lakehoused_commits_total":               e.commits.Load(),
+	}
 }
 
 // NewEngine builds the GMS engine over the catalog.
@@ -218,6 +239,7 @@ func (e *Engine) commitTable(ctx *gms.Context, tx *Transaction, w *tableWrites) 
 	for attempt := 0; ; attempt++ {
 		_, err := e.cfg.Committer.Commit(ctx, ct.Store, readVersion, actions)
 		if err == nil {
+			e.commits.Add(1)
 			return nil
 		}
 		// An insert-only transaction on a keyed table conflicts with every concurrent

@@ -168,6 +168,7 @@ func (t *Table) PartitionRows(ctx *gms.Context, p gms.Partition) (gms.RowIter, e
 	if t.lookup != nil {
 		files = table.PruneFiles(t.snap.Schema, t.snap.Metadata.PartitionColumns, files, lookupFilter(t.schema.Schema, t.lookup))
 	}
+	t.db.engine.countScan(len(t.snap.Files), len(files))
 	return t.scanRows(ctx, w, files, t.projected)
 }
 
@@ -294,6 +295,7 @@ func (t *Table) lookupRows(ctx *gms.Context, w *tableWrites) (gms.RowIter, error
 	if w != nil && w.truncated {
 		files = nil
 	}
+	t.db.engine.countScan(len(t.snap.Files), len(files))
 	it, err := t.scanRows(ctx, w, files, nil)
 	if err != nil {
 		return nil, err
