@@ -66,7 +66,19 @@ func (t *Table) String() string                         { return t.ct.Entry.Name
 func (t *Table) Schema() gms.Schema                     { return t.projSch }
 func (t *Table) Collation() gms.CollationID             { return gms.Collation_Default }
 func (t *Table) PrimaryKeySchema() gms.PrimaryKeySchema { return t.schema }
-func (t *Table) Comment() string                        { return t.snap.Metadata.Configuration[propComment] }
+
+// Comment is what SHOW CREATE TABLE prints as COMMENT: the partitioning, in the same
+// partition_by= form CREATE TABLE accepts, then the user's comment.
+func (t *Table) Comment() string {
+	var parts []string
+	if pc := t.snap.Metadata.PartitionColumns; len(pc) > 0 {
+		parts = append(parts, "partition_by="+strings.Join(pc, ","))
+	}
+	if c := t.snap.Metadata.Configuration[propComment]; c != "" {
+		parts = append(parts, c)
+	}
+	return strings.Join(parts, "; ")
+}
 
 // WithProjections narrows the columns read from Parquet; names arrive lower-cased.
 func (t *Table) WithProjections(cols []string) gms.Table {
