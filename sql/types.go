@@ -124,10 +124,16 @@ func gmsColumns(ctx *gms.Context, tableName string, sc *txlog.Schema, pk []strin
 			c.Comment = s
 		}
 		if s, ok := f.Metadata[metaDefault].(string); ok && s != "" {
-			if d, err := planbuilder.StringToColumnDefaultValue(ctx, s); err == nil {
-				d.ReturnNil = false
-				c.Default = d
+			d, err := planbuilder.StringToColumnDefaultValue(ctx, s)
+			if err == nil {
+				// Typed like the column, so the engine treats it as resolved (as it does
+				// defaults it analysed itself at CREATE TABLE).
+				d, err = gms.NewColumnDefaultValue(d.Expr, t, d.IsLiteral(), d.IsParenthesized(), f.Nullable)
 			}
+			if err != nil {
+				return gms.PrimaryKeySchema{}, fmt.Errorf("table %s column %q: stored default %q: %w", tableName, f.Name, s, err)
+			}
+			c.Default = d
 		}
 		for _, k := range pk {
 			if strings.EqualFold(k, f.Name) {
