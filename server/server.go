@@ -31,10 +31,14 @@ type Config struct {
 	MySQLAddr string
 	// HTTPAddr serves /healthz. Default "127.0.0.1:8307"; "off" disables it.
 	HTTPAddr string
-	// ShutdownGrace is how long shutdown waits for clients before closing them. Default 10s.
+	// ShutdownGrace is how long shutdown lets running statements finish before closing
+	// their connections; idle connections close at once. Default 10s.
 	ShutdownGrace time.Duration
 	Version       string
 	Logger        *slog.Logger
+	// WrapStore, if set, wraps the warehouse store. Tests use it to inject storage faults
+	// (a full disk, a failing PUT) the way failpoints do.
+	WrapStore func(storage.Store) storage.Store
 }
 
 func (c *Config) defaults() {
@@ -86,6 +90,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	store, err := storage.Open(wh)
 	if err != nil {
 		return nil, fmt.Errorf("server: open warehouse %s: %w", wh, err)
+	}
+	if cfg.WrapStore != nil {
+		store = cfg.WrapStore(store)
 	}
 	cat, err := catalog.Open(ctx, store, storage.Open)
 	if err != nil {

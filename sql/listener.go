@@ -1,6 +1,7 @@
 package sql
 
 import (
+	sqle "github.com/dolthub/go-mysql-server"
 	"net"
 	"time"
 
@@ -11,8 +12,9 @@ import (
 
 // Listener is the MySQL protocol endpoint.
 type Listener struct {
-	srv *gmsserver.Server
-	ln  net.Listener
+	srv    *gmsserver.Server
+	ln     net.Listener
+	engine *sqle.Engine
 }
 
 // Listen serves the MySQL protocol on ln. Call Serve to accept connections.
@@ -38,7 +40,7 @@ func (e *Engine) Listen(ln net.Listener) (*Listener, error) {
 		}
 		return nil, err
 	}
-	return &Listener{srv: srv, ln: ln}, nil
+	return &Listener{srv: srv, ln: ln, engine: e.sqle}, nil
 }
 
 // Addr is the address clients connect to.
@@ -47,28 +49,33 @@ func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 // Serve accepts connections until Close.
 func (l *Listener) Serve() error { return l.srv.Start() }
 
-// Shutdown stops accepting, waits up to grace for clients to finish, then closes the
-// connections still open (pooled clients never hang up by themselves). Statements in flight
-// either commit before their connection closes or are not acknowledged.
+// Shutdown stops accepting and closes idle connections at once; connections running a
+// statement get up to grace to finish (a statement that commits before its connection
+// closes is durable; one cut off was never acknowledged), then they are closed too.
+// Pooled clients never hang up by themselves, so waiting for them is not an option.
 func (l *Listener) Shutdown(grace time.Duration) {
 	_ = l.srv.Close()
 	done := make(chan struct{})
 	go func() { l.srv.SessionManager().WaitForClosedConnections(); close(done) }()
-	select {
-	case <-done:
-		return
-	case <-time.After(grace):
-	}
-	var ids []uint32
-	_ = l.srv.SessionManager().Iter(func(s gms.Session) (bool, error) {
-		ids = append(ids, s.ID())
-		return false, nil
-	})
-	for _, id := range ids {
-		_ = l.srv.SessionManager().KillConnection(id)
-	}
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
+	deadline := time.Now().Add(grace)
+	for {
+		// The process list has every connection, including ones that never ran a query
+		// and so have no session yet.
+		busy := 0
+		for _, p := range l.engine.ProcessList.Processes() {
+			if p.Command == gms.ProcessCommandQuery && time.Now().Before(deadline) {
+				busy++
+				continue
+			}
+			_ = l.srv.SessionManager().KillConnection(p.Connection)
+		}
+		select {
+		case <-done:
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+		if busy == 0 && time.Now().After(deadline.Add(5*time.Second)) {
+			return // closed connections that never deregistered; do not hang the process
+		}
 	}
 }
