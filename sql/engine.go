@@ -257,6 +257,9 @@ func (e *Engine) commitTable(ctx *gms.Context, tx *Transaction, w *tableWrites) 
 			}
 		}
 		cleanup()
+		if _, ok := err.(*mysql.SQLError); ok {
+			return err
+		}
 		return tableError(ct, err)
 	}
 }
@@ -283,18 +286,20 @@ func (e *Engine) checkKeysAgainstLatest(ctx *gms.Context, w *tableWrites, rows [
 	}
 	for _, r := range rows {
 		if _, dup := ki.keys[w.key(r)]; dup {
-			return 0, gms.NewUniqueKeyErr(fmt.Sprint(keyValues(r, w.pk)), true, nil)
+			return 0, mysql.NewSQLError(mysql.ERDupEntry, "23000", "Duplicate entry '%s' for key '%s.PRIMARY' (committed concurrently)",
+				keyText(r, w.pk), w.table.Entry.Name)
 		}
 	}
 	return latest.Version, nil
 }
 
-func keyValues(r gms.Row, ords []int) []any {
-	out := make([]any, len(ords))
+// keyText renders a key the way MySQL's duplicate-entry message does: values joined by '-'.
+func keyText(r gms.Row, ords []int) string {
+	parts := make([]string, len(ords))
 	for i, o := range ords {
-		out[i] = r[o]
+		parts[i] = fmt.Sprint(r[o])
 	}
-	return out
+	return strings.Join(parts, "-")
 }
 
 func removeOf(f *txlog.Add, now int64) *txlog.Remove {

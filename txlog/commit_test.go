@@ -137,6 +137,8 @@ func TestCommitConflicts(t *testing.T) {
 	updateBase1 := []Action{removeFile("base1.parquet"), addFile("base1-rewritten.parquet", 1)}
 	updateBase2 := []Action{removeFile("base2.parquet"), addFile("base2-rewritten.parquet", 1)}
 	alter := []Action{createActions(map[string]string{"x": "y"})[1]}
+	notBlind := false
+	checkedInsert := []Action{{CommitInfo: &CommitInfo{Operation: "WRITE", IsBlindAppend: &notBlind}}, addFile("m.parquet", 1)}
 	txnA := []Action{addFile("s1.parquet", 1), {Txn: &Txn{AppID: "stream-a", Version: 1}}}
 	txnA2 := []Action{addFile("s2.parquet", 1), {Txn: &Txn{AppID: "stream-a", Version: 2}}}
 	cases := []struct {
@@ -155,6 +157,8 @@ func TestCommitConflicts(t *testing.T) {
 		{"delete then optimize", deleteBase1, optimize, "removed file base1.parquet"},
 		{"metadata change then append", alter, appendOnly("m.parquet"), "changed the table metadata"},
 		{"same txn appId", txnA, txnA2, "same application id \"stream-a\""},
+		// An insert that read data (a primary-key check) says so and is not retried blindly.
+		{"append then checked insert", appendOnly("w.parquet"), checkedInsert, "added file w.parquet"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

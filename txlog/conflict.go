@@ -32,8 +32,16 @@ type txnSummary struct {
 func summarize(actions []Action) txnSummary {
 	s := txnSummary{removed: map[string]string{}, appIDs: map[string]bool{}, domains: map[string]bool{}}
 	var adds, removes, dataChange int
+	readData := false
 	for _, a := range actions {
 		switch {
+		case a.CommitInfo != nil:
+			// The caller may know it read data although it only adds files (an insert that
+			// checked a primary key): isBlindAppend=false then keeps it from being retried
+			// blindly over a concurrent append. A caller cannot make a reading commit blind.
+			if b := a.CommitInfo.IsBlindAppend; b != nil && !*b {
+				readData = true
+			}
 		case a.MetaData != nil:
 			s.metadata = true
 		case a.Protocol != nil:
@@ -57,7 +65,7 @@ func summarize(actions []Action) txnSummary {
 			s.domains[a.Domain.Domain] = true
 		}
 	}
-	s.blindAppend = removes == 0 && !s.metadata && !s.protocol && dataChange == adds
+	s.blindAppend = !readData && removes == 0 && !s.metadata && !s.protocol && dataChange == adds
 	s.rearrangeOnly = !s.metadata && !s.protocol && dataChange == 0 && adds+removes > 0
 	return s
 }
