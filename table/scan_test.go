@@ -155,3 +155,17 @@ func TestWriterScanNoLeaks(t *testing.T) {
 	}
 	mem.AssertSize(t, 0)
 }
+
+// TestScanTypeWidening reads files written with narrower types (integer, float, byte)
+// under a schema that widened them, as Delta's type widening allows.
+func TestScanTypeWidening(t *testing.T) {
+	t.Parallel()
+	narrow := simpleSchema("a:integer", "b:float", "c:byte")
+	wide := simpleSchema("a:long", "b:double", "c:integer")
+	st := newMemStore()
+	rec := recordFromJSON(t, narrow, `[{"a":2147483647,"b":0.5,"c":-128},{"a":null,"b":null,"c":null}]`)
+	defer rec.Release()
+	adds := writeAll(t, st, narrow, nil, WriterOptions{}, rec)
+	rows, _ := scanRows(t, st, wide, nil, adds, ScanOptions{})
+	equalRows(t, rows, []string{"2147483647 | 0.5 | -128", "NULL | NULL | NULL"})
+}
