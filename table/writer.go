@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -27,8 +28,9 @@ type WriterOptions struct {
 	TargetFileSize int64
 	// RowGroupRows is the maximum rows per Parquet row group; default 1<<20.
 	RowGroupRows int64
-	// StatsColumns is delta.dataSkippingNumIndexedCols: how many leaf columns get
-	// statistics; default 32. Negative means no column statistics (numRecords only).
+	// StatsColumns is delta.dataSkippingNumIndexedCols: how many leaf columns (data
+	// columns in schema order, nested fields counted one by one) get statistics; default
+	// 32. Negative means every column, as -1 does for the Delta property.
 	StatsColumns int
 	// Now supplies modificationTime; default time.Now.
 	Now func() time.Time
@@ -43,8 +45,11 @@ func (o WriterOptions) withDefaults() WriterOptions {
 	if o.RowGroupRows <= 0 {
 		o.RowGroupRows = 1 << 20
 	}
-	if o.StatsColumns == 0 {
+	switch {
+	case o.StatsColumns == 0:
 		o.StatsColumns = 32
+	case o.StatsColumns < 0:
+		o.StatsColumns = math.MaxInt
 	}
 	if o.Now == nil {
 		o.Now = time.Now
