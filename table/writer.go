@@ -147,7 +147,8 @@ func NewWriter(store storage.Store, schema *txlog.Schema, partitionCols []string
 }
 
 // Write adds the rows of rec, which must have the full table schema (ArrowSchema). Rows are
-// split by partition value; rec is not retained.
+// split by partition value; rec is not retained. After an error the writer's files are in
+// an unknown state: call Abort.
 func (w *Writer) Write(ctx context.Context, rec arrow.Record) error {
 	if w.closed {
 		return errors.New("table: Write after Close or Abort")
@@ -193,9 +194,10 @@ func (w *Writer) writePartitioned(ctx context.Context, rec arrow.Record, rowByte
 	var groups []string
 	rows := map[string][]int64{}
 	runs := 0
+	strs := make([]string, len(w.partIdx))
+	var b strings.Builder
 	for i := range n {
-		var b strings.Builder
-		vals := map[string]string{}
+		b.Reset()
 		for k, ci := range w.partIdx {
 			s, ok, err := partitionString(rec.Column(ci), i)
 			if err != nil {
@@ -209,11 +211,15 @@ func (w *Writer) writePartitioned(ctx context.Context, rec arrow.Record, rowByte
 			b.WriteByte('=')
 			b.WriteString(seg)
 			b.WriteByte('/')
-			vals[w.partNames[k]] = s
+			strs[k] = s
 		}
 		d := b.String()
 		dirs[i] = d
 		if _, seen := values[d]; !seen {
+			vals := make(map[string]string, len(strs))
+			for k, name := range w.partNames {
+				vals[name] = strs[k]
+			}
 			values[d] = vals
 			groups = append(groups, d)
 		}
