@@ -42,6 +42,7 @@ type Scanner struct {
 	files     []*txlog.Add
 	results   []chan scanItem // one per file, filled by that file's worker
 	cur       int
+	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	filesRead atomic.Int64
@@ -147,7 +148,7 @@ func Scan(ctx context.Context, store storage.Store, schema *txlog.Schema, partit
 		prefetch = 0
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	s := &Scanner{schema: plan.out, files: files, cancel: cancel, results: make([]chan scanItem, len(files))}
+	s := &Scanner{schema: plan.out, files: files, ctx: ctx, cancel: cancel, results: make([]chan scanItem, len(files))}
 	for i := range s.results {
 		s.results[i] = make(chan scanItem, 2)
 	}
@@ -203,6 +204,12 @@ func (s *Scanner) Next() (arrow.Record, *txlog.Add, error) {
 	for s.cur < len(s.results) {
 		it, ok := <-s.results[s.cur]
 		if !ok {
+			// A worker stops early only when the context ends; that must not look like
+			// the end of the data.
+			if err := s.ctx.Err(); err != nil {
+				s.err = fmt.Errorf("table: scan stopped: %w", err)
+				return nil, nil, s.err
+			}
 			s.cur++
 			continue
 		}

@@ -2,6 +2,7 @@ package table
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"strings"
 	"testing"
@@ -168,4 +169,41 @@ func TestScanTypeWidening(t *testing.T) {
 	adds := writeAll(t, st, narrow, nil, WriterOptions{}, rec)
 	rows, _ := scanRows(t, st, wide, nil, adds, ScanOptions{})
 	equalRows(t, rows, []string{"2147483647 | 0.5 | -128", "NULL | NULL | NULL"})
+}
+
+// TestScanCanceledIsNotEOF checks that a scan whose context ends reports the
+// cancellation instead of ending early as if the data were complete.
+func TestScanCanceledIsNotEOF(t *testing.T) {
+	t.Parallel()
+	s := simpleSchema("id:long")
+	st := newMemStore()
+	var adds []*txlog.Add
+	for i := range 4 {
+		rec := recordFromJSON(t, s, `[{"id":`+itoa(i)+`}]`)
+		adds = append(adds, writeAll(t, st, s, nil, WriterOptions{}, rec)...)
+		rec.Release()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	sc, err := Scan(ctx, st, s, nil, adds, ScanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	rec, _, err := sc.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Release()
+	cancel()
+	for {
+		rec, _, err := sc.Next()
+		if err == nil {
+			rec.Release() // decoded before the cancel
+			continue
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+		break
+	}
 }

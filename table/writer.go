@@ -147,8 +147,9 @@ func NewWriter(store storage.Store, schema *txlog.Schema, partitionCols []string
 }
 
 // Write adds the rows of rec, which must have the full table schema (ArrowSchema). Rows are
-// split by partition value; rec is not retained. After an error the writer's files are in
-// an unknown state: call Abort.
+// split by partition value. The caller keeps ownership of rec and may release it once
+// Write returns; the writer holds its own references to the column buffers until they are
+// encoded. After an error the writer's files are in an unknown state: call Abort.
 func (w *Writer) Write(ctx context.Context, rec arrow.Record) error {
 	if w.closed {
 		return errors.New("table: Write after Close or Abort")
