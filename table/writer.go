@@ -138,7 +138,11 @@ func NewWriter(store storage.Store, schema *txlog.Schema, partitionCols []string
 		// Spark and the Delta protocol store small decimals as INT32/INT64.
 		parquet.WithStoreDecimalAsInteger(true),
 		parquet.WithAllocator(opts.Allocator),
-		parquet.WithCreatedBy("lakehoused"),
+		// Data page v1 is what delta.parquet.format.version 1.0.0 (the default) means.
+		parquet.WithDataPageVersion(parquet.DataPageV1),
+		// "<app> version <semver>" is the form parquet-mr parses; it ignores binary
+		// statistics from writers whose created_by it cannot parse.
+		parquet.WithCreatedBy("lakehoused version 0.1.0 (build arrow-go v18.8.0)"),
 	)
 	// No ARROW:schema in the footer: the Delta schema is the source of truth, and readers
 	// other than Arrow (Spark, DuckDB) see only standard Parquet logical types.
