@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -78,7 +79,8 @@ type Writer struct {
 	open    map[string]*openFile // by partition directory
 	order   []string             // partition directories in first-seen order
 	adds    []*txlog.Add
-	written []string // keys of every file put (or being put), for Abort
+	mu      sync.Mutex // guards written while Close finishes files in parallel
+	written []string   // keys of every file put (or being put), for Abort
 	closed  bool
 }
 
@@ -372,64 +374,93 @@ func (w *Writer) newFile(dir string, values map[string]string) (*openFile, error
 		stats: newStatsCollector(w.dataSchema.Fields(), w.opts.StatsColumns)}, nil
 }
 
-// finish closes f, stores it durably and records its add action. The key is remembered
-// before the Put so that Abort also removes a partially written object.
+// finish closes f, stores it durably and records its add action.
 func (w *Writer) finish(ctx context.Context, f *openFile) error {
+	add, err := w.finishFile(ctx, f, w.opts.Now().UnixMilli())
+	if add != nil {
+		w.adds = append(w.adds, add)
+	}
+	return err
+}
+
+// finishFile encodes the rest of f, puts it into the store and returns its add (nil for a
+// file without rows). The key is remembered before the Put so that Abort also removes a
+// partially written object. It is safe to run for several files at once.
+func (w *Writer) finishFile(ctx context.Context, f *openFile, modTime int64) (*txlog.Add, error) {
 	if err := f.flushRows(f.pendingRows); err != nil {
 		f.discard()
-		return err
+		return nil, err
 	}
 	if err := f.fw.Close(); err != nil {
-		return fmt.Errorf("table: finishing Parquet file in %q: %w", f.dir, err)
+		return nil, fmt.Errorf("table: finishing Parquet file in %q: %w", f.dir, err)
 	}
 	if f.rows == 0 {
-		return nil
+		return nil, nil
 	}
 	key := f.dir + "part-" + uuid.NewString() + ".zstd.parquet"
+	w.mu.Lock()
 	w.written = append(w.written, key)
+	w.mu.Unlock()
 	data := f.buf.Bytes()
 	if err := w.store.Put(ctx, key, data); err != nil {
-		return fmt.Errorf("table: storing data file %s: %w", key, err)
+		return nil, fmt.Errorf("table: storing data file %s: %w", key, err)
 	}
 	pv := make(map[string]string, len(w.partNames))
 	for _, name := range w.partNames {
 		pv[name] = f.values[name]
 	}
-	w.adds = append(w.adds, &txlog.Add{
+	return &txlog.Add{
 		Path:             pathToURI(key),
 		PartitionValues:  pv,
 		Size:             int64(len(data)),
-		ModificationTime: w.opts.Now().UnixMilli(),
+		ModificationTime: modTime,
 		DataChange:       true,
 		Stats:            f.stats.json(),
-	})
-	return nil
+	}, nil
 }
 
-// Close flushes every open file and returns the add actions, one per file, in the order the
-// files were finished. Every file is durable in the store when Close returns.
+// closeParallelism bounds the files finished at once by Close: encoding uses the cores,
+// and object-store PUTs are latency-bound, so a few in flight hide most of the latency
+// when a statement touched many partitions.
+const closeParallelism = 4
+
+// Close flushes every open file and returns the add actions, one per file: files rolled
+// during Write first, then the rest in the order their partitions were first seen. Every
+// file is durable in the store when Close returns. After an error, call Abort.
 func (w *Writer) Close(ctx context.Context) ([]*txlog.Add, error) {
 	if w.closed {
 		return nil, errors.New("table: Close called twice or after Abort")
 	}
 	w.closed = true
-	var firstErr error
+	var files []*openFile
 	for _, dir := range w.order {
-		f := w.open[dir]
-		if f == nil {
-			continue
-		}
-		delete(w.open, dir)
-		if firstErr != nil {
-			f.discard()
-			continue
-		}
-		if err := w.finish(ctx, f); err != nil {
-			firstErr = err
+		if f := w.open[dir]; f != nil {
+			files = append(files, f)
+			delete(w.open, dir)
 		}
 	}
-	if firstErr != nil {
-		return nil, firstErr
+	adds := make([]*txlog.Add, len(files))
+	errs := make([]error, len(files))
+	now := w.opts.Now().UnixMilli()
+	sem := make(chan struct{}, closeParallelism)
+	var wg sync.WaitGroup
+	for i, f := range files {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			adds[i], errs[i] = w.finishFile(ctx, f, now)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for _, a := range adds {
+		if a != nil {
+			w.adds = append(w.adds, a)
+		}
 	}
 	return w.adds, nil
 }
