@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -279,7 +280,9 @@ func (p *scanPlan) readFile(ctx context.Context, add *txlog.Add, ch chan<- scanI
 		for j := range fileFields {
 			if strings.EqualFold(fileFields[j].Field.Name, c.name) {
 				fileIdx[i] = j
-				leaves = appendLeaves(leaves, &fileFields[j])
+				if !slices.Contains(fileIdx[:i], j) { // a column projected twice is read once
+					leaves = appendLeaves(leaves, &fileFields[j])
+				}
 				break
 			}
 		}

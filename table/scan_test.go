@@ -26,6 +26,7 @@ func TestScanProjection(t *testing.T) {
 		{[]string{"NAME", "Id"}, []string{"NULL | 2", "a | 1"}},
 		{[]string{"p"}, []string{"10", "20"}},
 		{[]string{"p", "id", "p"}, []string{"10 | 1 | 10", "20 | 2 | 20"}},
+		{[]string{"id", "ID"}, []string{"1 | 1", "2 | 2"}},
 	}
 	for _, tc := range tests {
 		rows, sc := scanRows(t, st, s, []string{"p"}, adds, ScanOptions{Columns: tc.cols})
