@@ -200,7 +200,7 @@ func readExpected(t *testing.T, dir string, out *arrow.Schema) []string {
 				}
 				cols[i] = c
 			}
-			r := array.NewRecord(out, cols, rec.NumRows())
+			r := array.NewRecordBatch(out, cols, rec.NumRows())
 			rows = append(rows, rowStrings(r)...)
 			r.Release()
 			for _, c := range cols {
@@ -354,14 +354,14 @@ func TestDATPruningKeepsMatches(t *testing.T) {
 	}
 }
 
-func scanAllDat(t *testing.T, store storage.Store, l datLog, files []*txlog.Add, f *Filter) []arrow.Record {
+func scanAllDat(t *testing.T, store storage.Store, l datLog, files []*txlog.Add, f *Filter) []arrow.RecordBatch {
 	t.Helper()
 	sc, err := Scan(context.Background(), store, l.schema, l.parts, files, ScanOptions{Filter: f})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sc.Close()
-	var out []arrow.Record
+	var out []arrow.RecordBatch
 	for {
 		rec, _, err := sc.Next()
 		if errors.Is(err, io.EOF) {

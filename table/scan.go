@@ -52,7 +52,7 @@ type Scanner struct {
 }
 
 type scanItem struct {
-	rec arrow.Record
+	rec arrow.RecordBatch
 	err error
 }
 
@@ -195,7 +195,7 @@ func (s *Scanner) FilesRead() int { return int(s.filesRead.Load()) }
 
 // Next returns the next record and the file it came from, or io.EOF after the last. The
 // caller releases the record.
-func (s *Scanner) Next() (arrow.Record, *txlog.Add, error) {
+func (s *Scanner) Next() (arrow.RecordBatch, *txlog.Add, error) {
 	if s.closed {
 		return nil, nil, errors.New("table: Next on a closed Scanner")
 	}
@@ -330,7 +330,7 @@ func (p *scanPlan) readFile(ctx context.Context, add *txlog.Add, ch chan<- scanI
 	return nil
 }
 
-func send(ctx context.Context, ch chan<- scanItem, rec arrow.Record) bool {
+func send(ctx context.Context, ch chan<- scanItem, rec arrow.RecordBatch) bool {
 	select {
 	case ch <- scanItem{rec: rec}:
 		return true
@@ -352,7 +352,7 @@ func appendLeaves(dst []int, f *pqarrow.SchemaField) []int {
 
 // assemble builds one output record of n rows from a decoded batch of the file (nil when
 // no file column was read).
-func (p *scanPlan) assemble(ctx context.Context, add *txlog.Add, src arrow.Record, fileIdx []int, fileFields []pqarrow.SchemaField, n int64) (arrow.Record, error) {
+func (p *scanPlan) assemble(ctx context.Context, add *txlog.Add, src arrow.RecordBatch, fileIdx []int, fileFields []pqarrow.SchemaField, n int64) (arrow.RecordBatch, error) {
 	cols := make([]arrow.Array, len(p.cols))
 	release := func() {
 		for _, c := range cols {
@@ -392,7 +392,7 @@ func (p *scanPlan) assemble(ctx context.Context, add *txlog.Add, src arrow.Recor
 			cols[i] = array.MakeArrayOfNull(p.mem, want, int(n))
 		}
 	}
-	rec := array.NewRecord(p.out, cols, n)
+	rec := array.NewRecordBatch(p.out, cols, n)
 	release()
 	return rec, nil
 }

@@ -94,7 +94,7 @@ type openFile struct {
 	rows   int64
 	schema *arrow.Schema // of the data columns
 
-	pending      []arrow.Record // data rows not yet encoded
+	pending      []arrow.RecordBatch // data rows not yet encoded
 	pendingRows  int64
 	pendingBytes int64 // estimated Arrow size of pending
 }
@@ -156,7 +156,7 @@ func NewWriter(store storage.Store, schema *txlog.Schema, partitionCols []string
 // split by partition value. The caller keeps ownership of rec and may release it once
 // Write returns; the writer holds its own references to the column buffers until they are
 // encoded. After an error the writer's files are in an unknown state: call Abort.
-func (w *Writer) Write(ctx context.Context, rec arrow.Record) error {
+func (w *Writer) Write(ctx context.Context, rec arrow.RecordBatch) error {
 	if w.closed {
 		return errors.New("table: Write after Close or Abort")
 	}
@@ -194,7 +194,7 @@ func (w *Writer) checkSchema(got *arrow.Schema) error {
 // writePartitioned groups the rows of rec by partition directory. Rows that arrive
 // clustered (the common case: one partition per batch, or sorted input) are written as
 // zero-copy slices; scattered rows are gathered with a take.
-func (w *Writer) writePartitioned(ctx context.Context, rec arrow.Record, rowBytes int64) error {
+func (w *Writer) writePartitioned(ctx context.Context, rec arrow.RecordBatch, rowBytes int64) error {
 	n := int(rec.NumRows())
 	dirs := make([]string, n)
 	values := map[string]map[string]string{}
@@ -275,7 +275,7 @@ func (w *Writer) writePartitioned(ctx context.Context, rec arrow.Record, rowByte
 // bytes of Arrow data, which bounds memory for wide rows), then encoded; the file is
 // finished once its encoded size reaches TargetFileSize. Buffering ourselves, instead of
 // letting the Parquet writer buffer, keeps row groups whole and never leaves an empty one.
-func (w *Writer) writeTo(ctx context.Context, dir string, values map[string]string, rec arrow.Record, rowBytes int64) error {
+func (w *Writer) writeTo(ctx context.Context, dir string, values map[string]string, rec arrow.RecordBatch, rowBytes int64) error {
 	f := w.open[dir]
 	if f == nil {
 		var err error
@@ -289,7 +289,7 @@ func (w *Writer) writeTo(ctx context.Context, dir string, values map[string]stri
 	for i, ci := range w.dataIdx {
 		cols[i] = rec.Column(ci)
 	}
-	data := array.NewRecord(w.dataSchema, cols, rec.NumRows())
+	data := array.NewRecordBatch(w.dataSchema, cols, rec.NumRows())
 	f.stats.add(data)
 	f.rows += data.NumRows()
 	f.pending = append(f.pending, data)
@@ -486,7 +486,7 @@ func (w *Writer) Abort(ctx context.Context) error {
 }
 
 // recordBytes is the size of the Arrow buffers behind rec, for estimating row width.
-func recordBytes(rec arrow.Record) int64 {
+func recordBytes(rec arrow.RecordBatch) int64 {
 	var n int64
 	for _, c := range rec.Columns() {
 		n += dataBytes(c.Data())
