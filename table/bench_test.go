@@ -14,7 +14,7 @@ import (
 )
 
 // benchRecord builds n rows of (id long, name string, amount double, day date).
-func benchRecord(b *testing.B, s *txlog.Schema, n int) arrow.Record {
+func benchRecord(b *testing.B, s *txlog.Schema, n int) arrow.RecordBatch {
 	as, err := ArrowSchema(s)
 	if err != nil {
 		b.Fatal(err)

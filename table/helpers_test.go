@@ -36,7 +36,7 @@ func simpleSchema(cols ...string) *txlog.Schema {
 }
 
 // recordFromJSON builds a record of the table schema from JSON rows.
-func recordFromJSON(t testing.TB, s *txlog.Schema, rows string) arrow.Record {
+func recordFromJSON(t testing.TB, s *txlog.Schema, rows string) arrow.RecordBatch {
 	t.Helper()
 	as, err := ArrowSchema(s)
 	if err != nil {
@@ -50,7 +50,7 @@ func recordFromJSON(t testing.TB, s *txlog.Schema, rows string) arrow.Record {
 }
 
 // rowStrings renders every row of rec as one string, for multiset comparison.
-func rowStrings(rec arrow.Record) []string {
+func rowStrings(rec arrow.RecordBatch) []string {
 	out := make([]string, rec.NumRows())
 	for i := range out {
 		var b strings.Builder
@@ -71,7 +71,7 @@ func rowStrings(rec arrow.Record) []string {
 }
 
 // writeAll writes recs through a new Writer and returns the adds.
-func writeAll(t testing.TB, st *memStore, s *txlog.Schema, parts []string, opts WriterOptions, recs ...arrow.Record) []*txlog.Add {
+func writeAll(t testing.TB, st *memStore, s *txlog.Schema, parts []string, opts WriterOptions, recs ...arrow.RecordBatch) []*txlog.Add {
 	t.Helper()
 	ctx := context.Background()
 	w, err := NewWriter(st, s, parts, opts)
@@ -120,7 +120,7 @@ func scanRows(t testing.TB, st *memStore, s *txlog.Schema, parts []string, files
 	return rows, sc
 }
 
-func sortedRows(recs ...arrow.Record) []string {
+func sortedRows(recs ...arrow.RecordBatch) []string {
 	var rows []string
 	for _, r := range recs {
 		rows = append(rows, rowStrings(r)...)
@@ -144,8 +144,8 @@ func equalRows(t testing.TB, got, want []string) {
 func itoa(i int) string { return strconv.Itoa(i) }
 
 // splitRecord slices rec into records of at most n rows (caller releases them).
-func splitRecord(rec arrow.Record, n int64) []arrow.Record {
-	var out []arrow.Record
+func splitRecord(rec arrow.RecordBatch, n int64) []arrow.RecordBatch {
+	var out []arrow.RecordBatch
 	for off := int64(0); off < rec.NumRows(); off += n {
 		out = append(out, rec.NewSlice(off, min(off+n, rec.NumRows())))
 	}

@@ -51,7 +51,7 @@ func rowValue(arr arrow.Array, i int) (any, bool) {
 }
 
 // rowMatches evaluates f on row i of rec (full table schema) the way a SQL engine would.
-func rowMatches(s *txlog.Schema, rec arrow.Record, i int, f *Filter) bool {
+func rowMatches(s *txlog.Schema, rec arrow.RecordBatch, i int, f *Filter) bool {
 	for _, cf := range f.Columns {
 		j := fieldIndex(s.Fields, cf.Column)
 		k := kindOf(s.Fields[j].Type)
@@ -155,7 +155,7 @@ func randomBound(r *rand.Rand, name string) any {
 
 // sampleBound picks a value that occurs in the data half of the time (boundaries are
 // where pruning bugs live), otherwise a random one.
-func sampleBound(r *rand.Rand, s *txlog.Schema, all []arrow.Record, col string) any {
+func sampleBound(r *rand.Rand, s *txlog.Schema, all []arrow.RecordBatch, col string) any {
 	if r.IntN(2) == 0 && len(all) > 0 {
 		rec := all[r.IntN(len(all))]
 		j := fieldIndex(s.Fields, col)
@@ -172,7 +172,7 @@ func sampleBound(r *rand.Rand, s *txlog.Schema, all []arrow.Record, col string) 
 	return randomBound(r, col)
 }
 
-func randomFilter(r *rand.Rand, s *txlog.Schema, all []arrow.Record) *Filter {
+func randomFilter(r *rand.Rand, s *txlog.Schema, all []arrow.RecordBatch) *Filter {
 	randomBound := func(r *rand.Rand, col string) any { return sampleBound(r, s, all, col) }
 	f := &Filter{}
 	for range 1 + r.IntN(3) {
@@ -254,14 +254,14 @@ func TestPruningNeverLosesRows(t *testing.T) {
 	}
 }
 
-func scanRecords(t *testing.T, st *memStore, s *txlog.Schema, parts []string, files []*txlog.Add, opts ScanOptions) []arrow.Record {
+func scanRecords(t *testing.T, st *memStore, s *txlog.Schema, parts []string, files []*txlog.Add, opts ScanOptions) []arrow.RecordBatch {
 	t.Helper()
 	sc, err := Scan(context.Background(), st, s, parts, files, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sc.Close()
-	var out []arrow.Record
+	var out []arrow.RecordBatch
 	for {
 		rec, _, err := sc.Next()
 		if errors.Is(err, io.EOF) {
@@ -275,7 +275,7 @@ func scanRecords(t *testing.T, st *memStore, s *txlog.Schema, parts []string, fi
 	return out
 }
 
-func matchingRows(s *txlog.Schema, recs []arrow.Record, f *Filter) []string {
+func matchingRows(s *txlog.Schema, recs []arrow.RecordBatch, f *Filter) []string {
 	var out []string
 	for _, rec := range recs {
 		rows := rowStrings(rec)

@@ -22,7 +22,7 @@ import (
 // it. On error the new files are deleted and nothing is returned; the caller commits the
 // adds and removes together, and calls nothing else on failure.
 func Rewrite(ctx context.Context, store storage.Store, schema *txlog.Schema, partitionCols []string, files []*txlog.Add, opts WriterOptions,
-	fn func(rec arrow.Record) (arrow.Record, bool, error)) (adds []*txlog.Add, removes []*txlog.Remove, err error) {
+	fn func(rec arrow.RecordBatch) (arrow.RecordBatch, bool, error)) (adds []*txlog.Add, removes []*txlog.Remove, err error) {
 	opts = opts.withDefaults()
 	w, err := NewWriter(store, schema, partitionCols, opts)
 	if err != nil {
@@ -46,7 +46,7 @@ func Rewrite(ctx context.Context, store storage.Store, schema *txlog.Schema, par
 	// then are they written, and a file fn leaves alone costs no write at all.
 	var (
 		cur     *txlog.Add
-		held    []arrow.Record
+		held    []arrow.RecordBatch
 		changed bool
 	)
 	releaseHeld := func() {

@@ -16,8 +16,8 @@ import (
 )
 
 // deleteWhere returns a DELETE fn that drops rows whose id (column 0) is in ids.
-func deleteWhere(ids ...int64) func(arrow.Record) (arrow.Record, bool, error) {
-	return func(rec arrow.Record) (arrow.Record, bool, error) {
+func deleteWhere(ids ...int64) func(arrow.RecordBatch) (arrow.RecordBatch, bool, error) {
+	return func(rec arrow.RecordBatch) (arrow.RecordBatch, bool, error) {
 		col := rec.Column(0).(*array.Int64)
 		b := array.NewBooleanBuilder(memory.DefaultAllocator)
 		defer b.Release()
@@ -73,7 +73,7 @@ func TestRewrite(t *testing.T) {
 	opts := WriterOptions{Now: func() time.Time { return now }}
 	tests := []struct {
 		name        string
-		fn          func(arrow.Record) (arrow.Record, bool, error)
+		fn          func(arrow.RecordBatch) (arrow.RecordBatch, bool, error)
 		wantRemoved []int // indexes into files
 		wantAdds    int
 		wantRows    []string
@@ -132,13 +132,13 @@ func TestRewriteErrorLeavesNothing(t *testing.T) {
 	calls := 0
 	boom := errors.New("boom")
 	adds, removes, err := Rewrite(context.Background(), st, s, nil, files, WriterOptions{TargetFileSize: 1},
-		func(rec arrow.Record) (arrow.Record, bool, error) {
+		func(rec arrow.RecordBatch) (arrow.RecordBatch, bool, error) {
 			calls++
 			if calls == 3 {
 				return nil, false, boom
 			}
 			rec.Retain() // a "new" record with the same rows
-			out := array.NewRecord(rec.Schema(), rec.Columns(), rec.NumRows())
+			out := array.NewRecordBatch(rec.Schema(), rec.Columns(), rec.NumRows())
 			rec.Release()
 			return out, true, nil
 		})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,6 +43,7 @@ type Scanner struct {
 	files     []*txlog.Add
 	results   []chan scanItem // one per file, filled by that file's worker
 	cur       int
+	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	filesRead atomic.Int64
@@ -50,7 +52,7 @@ type Scanner struct {
 }
 
 type scanItem struct {
-	rec arrow.Record
+	rec arrow.RecordBatch
 	err error
 }
 
@@ -147,7 +149,7 @@ func Scan(ctx context.Context, store storage.Store, schema *txlog.Schema, partit
 		prefetch = 0
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	s := &Scanner{schema: plan.out, files: files, cancel: cancel, results: make([]chan scanItem, len(files))}
+	s := &Scanner{schema: plan.out, files: files, ctx: ctx, cancel: cancel, results: make([]chan scanItem, len(files))}
 	for i := range s.results {
 		s.results[i] = make(chan scanItem, 2)
 	}
@@ -193,7 +195,7 @@ func (s *Scanner) FilesRead() int { return int(s.filesRead.Load()) }
 
 // Next returns the next record and the file it came from, or io.EOF after the last. The
 // caller releases the record.
-func (s *Scanner) Next() (arrow.Record, *txlog.Add, error) {
+func (s *Scanner) Next() (arrow.RecordBatch, *txlog.Add, error) {
 	if s.closed {
 		return nil, nil, errors.New("table: Next on a closed Scanner")
 	}
@@ -203,6 +205,12 @@ func (s *Scanner) Next() (arrow.Record, *txlog.Add, error) {
 	for s.cur < len(s.results) {
 		it, ok := <-s.results[s.cur]
 		if !ok {
+			// A worker stops early only when the context ends; that must not look like
+			// the end of the data.
+			if err := s.ctx.Err(); err != nil {
+				s.err = fmt.Errorf("table: scan stopped: %w", err)
+				return nil, nil, s.err
+			}
 			s.cur++
 			continue
 		}
@@ -272,7 +280,9 @@ func (p *scanPlan) readFile(ctx context.Context, add *txlog.Add, ch chan<- scanI
 		for j := range fileFields {
 			if strings.EqualFold(fileFields[j].Field.Name, c.name) {
 				fileIdx[i] = j
-				leaves = appendLeaves(leaves, &fileFields[j])
+				if !slices.Contains(fileIdx[:i], j) { // a column projected twice is read once
+					leaves = appendLeaves(leaves, &fileFields[j])
+				}
 				break
 			}
 		}
@@ -320,7 +330,7 @@ func (p *scanPlan) readFile(ctx context.Context, add *txlog.Add, ch chan<- scanI
 	return nil
 }
 
-func send(ctx context.Context, ch chan<- scanItem, rec arrow.Record) bool {
+func send(ctx context.Context, ch chan<- scanItem, rec arrow.RecordBatch) bool {
 	select {
 	case ch <- scanItem{rec: rec}:
 		return true
@@ -342,7 +352,7 @@ func appendLeaves(dst []int, f *pqarrow.SchemaField) []int {
 
 // assemble builds one output record of n rows from a decoded batch of the file (nil when
 // no file column was read).
-func (p *scanPlan) assemble(ctx context.Context, add *txlog.Add, src arrow.Record, fileIdx []int, fileFields []pqarrow.SchemaField, n int64) (arrow.Record, error) {
+func (p *scanPlan) assemble(ctx context.Context, add *txlog.Add, src arrow.RecordBatch, fileIdx []int, fileFields []pqarrow.SchemaField, n int64) (arrow.RecordBatch, error) {
 	cols := make([]arrow.Array, len(p.cols))
 	release := func() {
 		for _, c := range cols {
@@ -382,7 +392,7 @@ func (p *scanPlan) assemble(ctx context.Context, add *txlog.Add, src arrow.Recor
 			cols[i] = array.MakeArrayOfNull(p.mem, want, int(n))
 		}
 	}
-	rec := array.NewRecord(p.out, cols, n)
+	rec := array.NewRecordBatch(p.out, cols, n)
 	release()
 	return rec, nil
 }

@@ -2,6 +2,7 @@ package table
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"strings"
 	"testing"
@@ -25,6 +26,7 @@ func TestScanProjection(t *testing.T) {
 		{[]string{"NAME", "Id"}, []string{"NULL | 2", "a | 1"}},
 		{[]string{"p"}, []string{"10", "20"}},
 		{[]string{"p", "id", "p"}, []string{"10 | 1 | 10", "20 | 2 | 20"}},
+		{[]string{"id", "ID"}, []string{"1 | 1", "2 | 2"}},
 	}
 	for _, tc := range tests {
 		rows, sc := scanRows(t, st, s, []string{"p"}, adds, ScanOptions{Columns: tc.cols})
@@ -154,4 +156,55 @@ func TestWriterScanNoLeaks(t *testing.T) {
 		t.Fatalf("got %d rows", len(rows))
 	}
 	mem.AssertSize(t, 0)
+}
+
+// TestScanTypeWidening reads files written with narrower types (integer, float, byte)
+// under a schema that widened them, as Delta's type widening allows.
+func TestScanTypeWidening(t *testing.T) {
+	t.Parallel()
+	narrow := simpleSchema("a:integer", "b:float", "c:byte")
+	wide := simpleSchema("a:long", "b:double", "c:integer")
+	st := newMemStore()
+	rec := recordFromJSON(t, narrow, `[{"a":2147483647,"b":0.5,"c":-128},{"a":null,"b":null,"c":null}]`)
+	defer rec.Release()
+	adds := writeAll(t, st, narrow, nil, WriterOptions{}, rec)
+	rows, _ := scanRows(t, st, wide, nil, adds, ScanOptions{})
+	equalRows(t, rows, []string{"2147483647 | 0.5 | -128", "NULL | NULL | NULL"})
+}
+
+// TestScanCanceledIsNotEOF checks that a scan whose context ends reports the
+// cancellation instead of ending early as if the data were complete.
+func TestScanCanceledIsNotEOF(t *testing.T) {
+	t.Parallel()
+	s := simpleSchema("id:long")
+	st := newMemStore()
+	var adds []*txlog.Add
+	for i := range 4 {
+		rec := recordFromJSON(t, s, `[{"id":`+itoa(i)+`}]`)
+		adds = append(adds, writeAll(t, st, s, nil, WriterOptions{}, rec)...)
+		rec.Release()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	sc, err := Scan(ctx, st, s, nil, adds, ScanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	rec, _, err := sc.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Release()
+	cancel()
+	for {
+		rec, _, err := sc.Next()
+		if err == nil {
+			rec.Release() // decoded before the cancel
+			continue
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+		break
+	}
 }

@@ -95,7 +95,7 @@ func statsNodes(fields []arrow.Field, budget *int) []*statsNode {
 }
 
 // add folds a batch of the data columns (same order as the fields given at creation).
-func (c *statsCollector) add(rec arrow.Record) {
+func (c *statsCollector) add(rec arrow.RecordBatch) {
 	c.numRecords += rec.NumRows()
 	for _, n := range c.cols {
 		if i := arrowFieldIndex(rec.Schema().Fields(), n.name); i >= 0 {

@@ -58,6 +58,12 @@ func TestStatsGolden(t *testing.T) {
 		limit:  2,
 		want:   `{"numRecords":1,"minValues":{"a":1,"b":2},"maxValues":{"a":1,"b":2},"nullCount":{"a":0,"b":0}}`,
 	}, {
+		name:   "negative StatsColumns means every column",
+		schema: []string{"a:long", "b:long", "c:long"},
+		rows:   `[{"a":1,"b":2,"c":3}]`,
+		limit:  -1,
+		want:   `{"numRecords":1,"minValues":{"a":1,"b":2,"c":3},"maxValues":{"a":1,"b":2,"c":3},"nullCount":{"a":0,"b":0,"c":0}}`,
+	}, {
 		name:   "all NULL column has nullCount only",
 		schema: []string{"a:long", "s:string"},
 		rows:   `[{"a":null,"s":null},{"a":null,"s":null}]`,

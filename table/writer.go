@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -27,8 +29,9 @@ type WriterOptions struct {
 	TargetFileSize int64
 	// RowGroupRows is the maximum rows per Parquet row group; default 1<<20.
 	RowGroupRows int64
-	// StatsColumns is delta.dataSkippingNumIndexedCols: how many leaf columns get
-	// statistics; default 32. Negative means no column statistics (numRecords only).
+	// StatsColumns is delta.dataSkippingNumIndexedCols: how many leaf columns (data
+	// columns in schema order, nested fields counted one by one) get statistics; default
+	// 32. Negative means every column, as -1 does for the Delta property.
 	StatsColumns int
 	// Now supplies modificationTime; default time.Now.
 	Now func() time.Time
@@ -43,8 +46,11 @@ func (o WriterOptions) withDefaults() WriterOptions {
 	if o.RowGroupRows <= 0 {
 		o.RowGroupRows = 1 << 20
 	}
-	if o.StatsColumns == 0 {
+	switch {
+	case o.StatsColumns == 0:
 		o.StatsColumns = 32
+	case o.StatsColumns < 0:
+		o.StatsColumns = math.MaxInt
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -73,7 +79,8 @@ type Writer struct {
 	open    map[string]*openFile // by partition directory
 	order   []string             // partition directories in first-seen order
 	adds    []*txlog.Add
-	written []string // keys of every file put (or being put), for Abort
+	mu      sync.Mutex // guards written while Close finishes files in parallel
+	written []string   // keys of every file put (or being put), for Abort
 	closed  bool
 }
 
@@ -87,7 +94,7 @@ type openFile struct {
 	rows   int64
 	schema *arrow.Schema // of the data columns
 
-	pending      []arrow.Record // data rows not yet encoded
+	pending      []arrow.RecordBatch // data rows not yet encoded
 	pendingRows  int64
 	pendingBytes int64 // estimated Arrow size of pending
 }
@@ -133,7 +140,11 @@ func NewWriter(store storage.Store, schema *txlog.Schema, partitionCols []string
 		// Spark and the Delta protocol store small decimals as INT32/INT64.
 		parquet.WithStoreDecimalAsInteger(true),
 		parquet.WithAllocator(opts.Allocator),
-		parquet.WithCreatedBy("lakehoused"),
+		// Data page v1 is what delta.parquet.format.version 1.0.0 (the default) means.
+		parquet.WithDataPageVersion(parquet.DataPageV1),
+		// "<app> version <semver>" is the form parquet-mr parses; it ignores binary
+		// statistics from writers whose created_by it cannot parse.
+		parquet.WithCreatedBy("lakehoused version 0.1.0 (build arrow-go v18.8.0)"),
 	)
 	// No ARROW:schema in the footer: the Delta schema is the source of truth, and readers
 	// other than Arrow (Spark, DuckDB) see only standard Parquet logical types.
@@ -142,8 +153,10 @@ func NewWriter(store storage.Store, schema *txlog.Schema, partitionCols []string
 }
 
 // Write adds the rows of rec, which must have the full table schema (ArrowSchema). Rows are
-// split by partition value; rec is not retained.
-func (w *Writer) Write(ctx context.Context, rec arrow.Record) error {
+// split by partition value. The caller keeps ownership of rec and may release it once
+// Write returns; the writer holds its own references to the column buffers until they are
+// encoded. After an error the writer's files are in an unknown state: call Abort.
+func (w *Writer) Write(ctx context.Context, rec arrow.RecordBatch) error {
 	if w.closed {
 		return errors.New("table: Write after Close or Abort")
 	}
@@ -181,16 +194,17 @@ func (w *Writer) checkSchema(got *arrow.Schema) error {
 // writePartitioned groups the rows of rec by partition directory. Rows that arrive
 // clustered (the common case: one partition per batch, or sorted input) are written as
 // zero-copy slices; scattered rows are gathered with a take.
-func (w *Writer) writePartitioned(ctx context.Context, rec arrow.Record, rowBytes int64) error {
+func (w *Writer) writePartitioned(ctx context.Context, rec arrow.RecordBatch, rowBytes int64) error {
 	n := int(rec.NumRows())
 	dirs := make([]string, n)
 	values := map[string]map[string]string{}
 	var groups []string
 	rows := map[string][]int64{}
 	runs := 0
+	strs := make([]string, len(w.partIdx))
+	var b strings.Builder
 	for i := range n {
-		var b strings.Builder
-		vals := map[string]string{}
+		b.Reset()
 		for k, ci := range w.partIdx {
 			s, ok, err := partitionString(rec.Column(ci), i)
 			if err != nil {
@@ -204,11 +218,15 @@ func (w *Writer) writePartitioned(ctx context.Context, rec arrow.Record, rowByte
 			b.WriteByte('=')
 			b.WriteString(seg)
 			b.WriteByte('/')
-			vals[w.partNames[k]] = s
+			strs[k] = s
 		}
 		d := b.String()
 		dirs[i] = d
 		if _, seen := values[d]; !seen {
+			vals := make(map[string]string, len(strs))
+			for k, name := range w.partNames {
+				vals[name] = strs[k]
+			}
 			values[d] = vals
 			groups = append(groups, d)
 		}
@@ -257,7 +275,7 @@ func (w *Writer) writePartitioned(ctx context.Context, rec arrow.Record, rowByte
 // bytes of Arrow data, which bounds memory for wide rows), then encoded; the file is
 // finished once its encoded size reaches TargetFileSize. Buffering ourselves, instead of
 // letting the Parquet writer buffer, keeps row groups whole and never leaves an empty one.
-func (w *Writer) writeTo(ctx context.Context, dir string, values map[string]string, rec arrow.Record, rowBytes int64) error {
+func (w *Writer) writeTo(ctx context.Context, dir string, values map[string]string, rec arrow.RecordBatch, rowBytes int64) error {
 	f := w.open[dir]
 	if f == nil {
 		var err error
@@ -271,7 +289,7 @@ func (w *Writer) writeTo(ctx context.Context, dir string, values map[string]stri
 	for i, ci := range w.dataIdx {
 		cols[i] = rec.Column(ci)
 	}
-	data := array.NewRecord(w.dataSchema, cols, rec.NumRows())
+	data := array.NewRecordBatch(w.dataSchema, cols, rec.NumRows())
 	f.stats.add(data)
 	f.rows += data.NumRows()
 	f.pending = append(f.pending, data)
@@ -356,64 +374,93 @@ func (w *Writer) newFile(dir string, values map[string]string) (*openFile, error
 		stats: newStatsCollector(w.dataSchema.Fields(), w.opts.StatsColumns)}, nil
 }
 
-// finish closes f, stores it durably and records its add action. The key is remembered
-// before the Put so that Abort also removes a partially written object.
+// finish closes f, stores it durably and records its add action.
 func (w *Writer) finish(ctx context.Context, f *openFile) error {
+	add, err := w.finishFile(ctx, f, w.opts.Now().UnixMilli())
+	if add != nil {
+		w.adds = append(w.adds, add)
+	}
+	return err
+}
+
+// finishFile encodes the rest of f, puts it into the store and returns its add (nil for a
+// file without rows). The key is remembered before the Put so that Abort also removes a
+// partially written object. It is safe to run for several files at once.
+func (w *Writer) finishFile(ctx context.Context, f *openFile, modTime int64) (*txlog.Add, error) {
 	if err := f.flushRows(f.pendingRows); err != nil {
 		f.discard()
-		return err
+		return nil, err
 	}
 	if err := f.fw.Close(); err != nil {
-		return fmt.Errorf("table: finishing Parquet file in %q: %w", f.dir, err)
+		return nil, fmt.Errorf("table: finishing Parquet file in %q: %w", f.dir, err)
 	}
 	if f.rows == 0 {
-		return nil
+		return nil, nil
 	}
 	key := f.dir + "part-" + uuid.NewString() + ".zstd.parquet"
+	w.mu.Lock()
 	w.written = append(w.written, key)
+	w.mu.Unlock()
 	data := f.buf.Bytes()
 	if err := w.store.Put(ctx, key, data); err != nil {
-		return fmt.Errorf("table: storing data file %s: %w", key, err)
+		return nil, fmt.Errorf("table: storing data file %s: %w", key, err)
 	}
 	pv := make(map[string]string, len(w.partNames))
 	for _, name := range w.partNames {
 		pv[name] = f.values[name]
 	}
-	w.adds = append(w.adds, &txlog.Add{
+	return &txlog.Add{
 		Path:             pathToURI(key),
 		PartitionValues:  pv,
 		Size:             int64(len(data)),
-		ModificationTime: w.opts.Now().UnixMilli(),
+		ModificationTime: modTime,
 		DataChange:       true,
 		Stats:            f.stats.json(),
-	})
-	return nil
+	}, nil
 }
 
-// Close flushes every open file and returns the add actions, one per file, in the order the
-// files were finished. Every file is durable in the store when Close returns.
+// closeParallelism bounds the files finished at once by Close: encoding uses the cores,
+// and object-store PUTs are latency-bound, so a few in flight hide most of the latency
+// when a statement touched many partitions.
+const closeParallelism = 4
+
+// Close flushes every open file and returns the add actions, one per file: files rolled
+// during Write first, then the rest in the order their partitions were first seen. Every
+// file is durable in the store when Close returns. After an error, call Abort.
 func (w *Writer) Close(ctx context.Context) ([]*txlog.Add, error) {
 	if w.closed {
 		return nil, errors.New("table: Close called twice or after Abort")
 	}
 	w.closed = true
-	var firstErr error
+	var files []*openFile
 	for _, dir := range w.order {
-		f := w.open[dir]
-		if f == nil {
-			continue
-		}
-		delete(w.open, dir)
-		if firstErr != nil {
-			f.discard()
-			continue
-		}
-		if err := w.finish(ctx, f); err != nil {
-			firstErr = err
+		if f := w.open[dir]; f != nil {
+			files = append(files, f)
+			delete(w.open, dir)
 		}
 	}
-	if firstErr != nil {
-		return nil, firstErr
+	adds := make([]*txlog.Add, len(files))
+	errs := make([]error, len(files))
+	now := w.opts.Now().UnixMilli()
+	sem := make(chan struct{}, closeParallelism)
+	var wg sync.WaitGroup
+	for i, f := range files {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			adds[i], errs[i] = w.finishFile(ctx, f, now)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for _, a := range adds {
+		if a != nil {
+			w.adds = append(w.adds, a)
+		}
 	}
 	return w.adds, nil
 }
@@ -439,7 +486,7 @@ func (w *Writer) Abort(ctx context.Context) error {
 }
 
 // recordBytes is the size of the Arrow buffers behind rec, for estimating row width.
-func recordBytes(rec arrow.Record) int64 {
+func recordBytes(rec arrow.RecordBatch) int64 {
 	var n int64
 	for _, c := range rec.Columns() {
 		n += dataBytes(c.Data())
