@@ -165,6 +165,7 @@ func (e *editor) Delete(ctx *gms.Context, row gms.Row) error {
 		return nil
 	}
 	w.stmt.deletes[k]++
+	w.stmt.delRows = append(w.stmt.delRows, row.Copy())
 	return nil
 }
 
@@ -217,8 +218,7 @@ func filterValue(v any) any {
 	case time.Time:
 		return x
 	case decimal.Decimal:
-		f, _ := x.Float64()
-		return f
+		return x.String() // exact: table/ compares decimal text as a rational
 	case bool:
 		return x
 	}

@@ -137,7 +137,11 @@ func (e *Engine) commitTable(ctx *gms.Context, tx *Transaction, w *tableWrites) 
 		if err != nil {
 			return err
 		}
-		adds, removes, err := table.Rewrite(ctx, ct.Store, snap.Schema, partCols, snap.Files, opts,
+		candidates, err := e.deleteCandidates(ctx, w, sch)
+		if err != nil {
+			return err
+		}
+		adds, removes, err := table.Rewrite(ctx, ct.Store, snap.Schema, partCols, candidates, opts,
 			func(rec arrow.Record) (arrow.Record, bool, error) {
 				rows, err := recordRows(rec, readers)
 				if err != nil {
@@ -262,6 +266,68 @@ func (e *Engine) commitTable(ctx *gms.Context, tx *Transaction, w *tableWrites) 
 		}
 		return tableError(ct, err)
 	}
+}
+
+// deleteCandidates returns the files that can hold the rows w deletes, so UPDATE and DELETE
+// read and rewrite only those: by the key index on keyed tables, and otherwise by the files'
+// statistics against the smallest range of each column that covers the deleted rows.
+func (e *Engine) deleteCandidates(ctx *gms.Context, w *tableWrites, sch gms.PrimaryKeySchema) ([]*txlog.Add, error) {
+	snap := w.snap
+	if len(w.pk) > 0 {
+		t := &Table{ct: w.table, snap: snap, schema: sch, pkCols: primaryKeyColumns(snap)}
+		ki, err := e.keyIndexAt(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		paths := map[string]bool{}
+		for k := range w.deletes {
+			paths[ki.keys[k]] = true
+		}
+		var out []*txlog.Add
+		for _, f := range snap.Files {
+			if paths[f.Path] {
+				out = append(out, f)
+			}
+		}
+		return out, nil
+	}
+	return table.PruneFiles(snap.Schema, snap.Metadata.PartitionColumns, snap.Files, coveringFilter(ctx, w.delRows, sch.Schema)), nil
+}
+
+// coveringFilter is, per column, the [min, max] of rows' values: every row satisfies it, so
+// a file it excludes holds none of them. Columns where a row is NULL are left out.
+func coveringFilter(ctx *gms.Context, rows []gms.Row, sch gms.Schema) *table.Filter {
+	if len(rows) == 0 {
+		return nil
+	}
+	f := &table.Filter{}
+cols:
+	for c, col := range sch {
+		lo, hi := rows[0][c], rows[0][c]
+		for _, r := range rows {
+			v := r[c]
+			if v == nil {
+				continue cols
+			}
+			if cmp, err := col.Type.Compare(ctx, v, lo); err != nil {
+				continue cols
+			} else if cmp < 0 {
+				lo = v
+			}
+			if cmp, err := col.Type.Compare(ctx, v, hi); err != nil {
+				continue cols
+			} else if cmp > 0 {
+				hi = v
+			}
+		}
+		l, h := filterValue(lo), filterValue(hi)
+		if l == nil || h == nil {
+			continue
+		}
+		f.Columns = append(f.Columns, table.ColumnFilter{Column: col.Name,
+			Ranges: []table.Range{{Lo: table.Bound{Value: l, Inclusive: true}, Hi: table.Bound{Value: h, Inclusive: true}}}})
+	}
+	return f
 }
 
 // maxRebases bounds how often an insert into a keyed table is re-checked and re-committed

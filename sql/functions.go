@@ -33,7 +33,22 @@ type tableFunc struct {
 var (
 	_ gms.TableFunction = (*tableFunc)(nil)
 	_ gms.ExecSourceRel = (*tableFunc)(nil)
+	// GMS's join planner treats table functions as tables (a subquery over one in an IN
+	// list panics otherwise).
+	_ gms.TableNode = (*tableFunc)(nil)
 )
+
+func (f *tableFunc) Collation() gms.CollationID { return gms.Collation_Default }
+func (f *tableFunc) CollationCoercibility(*gms.Context) (gms.CollationID, byte) {
+	return gms.Collation_Default, 4 // implicit, like a column
+}
+func (f *tableFunc) UnderlyingTable() gms.Table { return f }
+func (f *tableFunc) Partitions(*gms.Context) (gms.PartitionIter, error) {
+	return gms.PartitionsToPartitionIter(partition{}), nil
+}
+func (f *tableFunc) PartitionRows(ctx *gms.Context, _ gms.Partition) (gms.RowIter, error) {
+	return f.RowIter(ctx, nil)
+}
 
 func (f *tableFunc) Name() string                  { return f.name }
 func (f *tableFunc) String() string                { return f.name + "(…)" }

@@ -30,6 +30,7 @@ type tableWrites struct {
 	dead      []bool           // inserts[i] was deleted again later in the transaction
 	insertIdx map[string][]int // row key → positions in inserts
 	deletes   map[string]int   // row key → number of snapshot rows deleted
+	delRows   []gms.Row        // the snapshot rows deleted, to find the files holding them
 	truncated bool             // all snapshot rows are deleted
 	ops       map[string]bool  // insert, delete, update, truncate
 
@@ -42,6 +43,7 @@ type stmtWrites struct {
 	kills      []int // positions in tableWrites.inserts this statement deleted
 	killed     map[int]bool
 	deletes    map[string]int
+	delRows    []gms.Row
 	truncated  bool
 	ops        map[string]bool
 }
@@ -75,6 +77,7 @@ func (w *tableWrites) complete() {
 	if s.truncated {
 		w.truncated = true
 		w.deletes = map[string]int{}
+		w.delRows = nil
 		for i := range w.dead {
 			w.dead[i] = true
 		}
@@ -85,6 +88,7 @@ func (w *tableWrites) complete() {
 	for k, n := range s.deletes {
 		w.deletes[k] += n
 	}
+	w.delRows = append(w.delRows, s.delRows...)
 	for _, r := range s.inserts {
 		k := w.key(r)
 		w.insertIdx[k] = append(w.insertIdx[k], len(w.inserts))
