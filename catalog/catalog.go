@@ -236,6 +236,13 @@ func (c *Catalog) Table(db, name string) (*Table, error) {
 // before the entry is made durable, so a crash in between leaves at worst an unreferenced
 // folder, never an entry without a log.
 func (c *Catalog) CreateTable(ctx context.Context, db, name string, create func(*Table) error) (*Table, error) {
+	return c.addTable(ctx, db, name, "", create)
+}
+
+// addTable registers db.name at location (managed: "" picks a free folder), after prepare
+// has made or checked the table's log. The entry is written last, so a failure or a crash
+// before it leaves no entry without a log.
+func (c *Catalog) addTable(ctx context.Context, db, name, location string, prepare func(*Table) error) (*Table, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	d, ok := c.dbs[strings.ToLower(db)]
@@ -245,16 +252,19 @@ func (c *Catalog) CreateTable(ctx context.Context, db, name string, create func(
 	if _, ok := d.tables[strings.ToLower(name)]; ok {
 		return nil, fmt.Errorf("%w: %s.%s", ErrTableExists, db, name)
 	}
-	loc, err := c.freeLocation(ctx, d.entry.Name, name)
-	if err != nil {
-		return nil, err
+	e := TableEntry{Database: d.entry.Name, Name: name, Location: location, Attached: location != "", Created: time.Now().UnixMilli()}
+	if !e.Attached {
+		loc, err := c.freeLocation(ctx, d.entry.Name, name)
+		if err != nil {
+			return nil, err
+		}
+		e.Location = loc
 	}
-	e := TableEntry{Database: d.entry.Name, Name: name, Location: loc, Created: time.Now().UnixMilli()}
 	t, err := c.openTable(e)
 	if err != nil {
 		return nil, err
 	}
-	if err := create(t); err != nil {
+	if err := prepare(t); err != nil {
 		return nil, err
 	}
 	if err := c.putEntry(ctx, e); err != nil {
@@ -323,28 +333,10 @@ func (c *Catalog) putEntry(ctx context.Context, e TableEntry) error {
 // Attach registers an existing Delta table at url under db.name. check validates the table
 // (its log must open) before the entry is written.
 func (c *Catalog) Attach(ctx context.Context, db, name, location string, check func(*Table) error) (*Table, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	d, ok := c.dbs[strings.ToLower(db)]
-	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrDatabaseNotFound, db)
+	if location == "" {
+		return nil, fmt.Errorf("catalog: attach %s.%s: no location", db, name)
 	}
-	if _, ok := d.tables[strings.ToLower(name)]; ok {
-		return nil, fmt.Errorf("%w: %s.%s", ErrTableExists, db, name)
-	}
-	e := TableEntry{Database: d.entry.Name, Name: name, Location: location, Attached: true, Created: time.Now().UnixMilli()}
-	t, err := c.openTable(e)
-	if err != nil {
-		return nil, err
-	}
-	if err := check(t); err != nil {
-		return nil, err
-	}
-	if err := c.putEntry(ctx, e); err != nil {
-		return nil, err
-	}
-	d.tables[strings.ToLower(name)] = t
-	return t, nil
+	return c.addTable(ctx, db, name, location, check)
 }
 
 // DropTable forgets the table; a managed table's files are deleted, an attached table's stay.

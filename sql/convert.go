@@ -195,7 +195,7 @@ func arrowNatural(at arrow.DataType) valueReader {
 }
 
 // rowsToRecord builds one Arrow record (schema as) from GMS rows laid out as sch.
-func rowsToRecord(rows []gms.Row, sch gms.Schema, as *arrow.Schema) (arrow.Record, error) {
+func rowsToRecord(rows []gms.Row, sch gms.Schema, as *arrow.Schema) (arrow.RecordBatch, error) {
 	b := array.NewRecordBuilder(memory.DefaultAllocator, as)
 	defer b.Release()
 	for c := range sch {
@@ -215,7 +215,7 @@ func rowsToRecord(rows []gms.Row, sch gms.Schema, as *arrow.Schema) (arrow.Recor
 			}
 		}
 	}
-	return b.NewRecord(), nil
+	return b.NewRecordBatch(), nil
 }
 
 func appenderFor(fb array.Builder, t gms.Type) (func(any) error, error) {

@@ -142,7 +142,7 @@ func (e *Engine) commitTable(ctx *gms.Context, tx *Transaction, w *tableWrites) 
 			return err
 		}
 		adds, removes, err := table.Rewrite(ctx, ct.Store, snap.Schema, partCols, candidates, opts,
-			func(rec arrow.Record) (arrow.Record, bool, error) {
+			func(rec arrow.RecordBatch) (arrow.RecordBatch, bool, error) {
 				rows, err := recordRows(rec, readers)
 				if err != nil {
 					return nil, false, err
@@ -391,7 +391,7 @@ func writerOptions(snap *txlog.Snapshot) table.WriterOptions {
 }
 
 // recordRows converts a whole record to GMS rows.
-func recordRows(rec arrow.Record, readers []valueReader) ([]gms.Row, error) {
+func recordRows(rec arrow.RecordBatch, readers []valueReader) ([]gms.Row, error) {
 	n := int(rec.NumRows())
 	rows := make([]gms.Row, n)
 	for i := 0; i < n; i++ {

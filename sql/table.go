@@ -241,7 +241,7 @@ type rowIter struct {
 	raw     bool           // return whole rows unprojected
 	seen    map[string]int // deleted keys skipped so far
 	readers []valueReader
-	rec     arrow.Record
+	rec     arrow.RecordBatch
 	i       int
 }
 

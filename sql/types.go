@@ -198,5 +198,5 @@ func gmsType(f txlog.StructField) (gms.Type, error) {
 	if _, err := fmt.Sscanf(strings.ReplaceAll(name, " ", ""), "decimal(%d,%d)", &p, &s); err == nil {
 		return types.CreateDecimalType(uint8(p), uint8(s))
 	}
-	return nil, fmt.Errorf("Delta type %q is not supported", name)
+	return nil, fmt.Errorf("the Delta type %q is not supported", name)
 }

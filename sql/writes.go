@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	gms "github.com/dolthub/go-mysql-server/sql"
@@ -222,12 +221,4 @@ func (w *tableWrites) operation() string {
 
 func (w *tableWrites) String() string {
 	return fmt.Sprintf("%s.%s: %d inserts, %d deletes", w.table.Entry.Database, w.table.Entry.Name, len(w.inserts), len(w.deletes))
-}
-
-func lowerAll(ss []string) []string {
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = strings.ToLower(s)
-	}
-	return out
 }

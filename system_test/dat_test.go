@@ -217,7 +217,7 @@ func expectedRows(t *testing.T, dir string) ([]string, []string) {
 		}
 		tr := array.NewTableReader(tbl, 1024)
 		for tr.Next() {
-			rec := tr.Record()
+			rec := tr.RecordBatch()
 			if cols == nil {
 				for _, fl := range rec.Schema().Fields() {
 					cols = append(cols, fl.Name)

@@ -9,12 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/lakehoused/lakehoused/internal/testdata"
 	"github.com/lakehoused/lakehoused/server"
 )
 
@@ -87,26 +87,7 @@ func (n *node) conn(db string) *sql.Conn {
 	return c
 }
 
-// testdataDir finds ../shared/testdata (or $LAKEHOUSED_TESTDATA).
-func testdataDir(t *testing.T) string {
-	t.Helper()
-	if d := os.Getenv("LAKEHOUSED_TESTDATA"); d != "" {
-		return d
-	}
-	wd, _ := os.Getwd()
-	for d := wd; ; d = filepath.Dir(d) {
-		for _, c := range []string{filepath.Join(d, "shared", "testdata"), filepath.Join(d, "..", "shared", "testdata")} {
-			if st, err := os.Stat(filepath.Join(c, "dat")); err == nil && st.IsDir() {
-				return c
-			}
-		}
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	t.Fatalf("shared test data not found: set LAKEHOUSED_TESTDATA to the folder holding dat/")
-	return ""
-}
+func testdataDir(t *testing.T) string { return testdata.Dir(t) }
 
 func mustExec(t *testing.T, c interface {
 	ExecContext(context.Context, string, ...any) (sql.Result, error)

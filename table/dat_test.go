@@ -20,30 +20,10 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/lakehoused/lakehoused/internal/testdata"
 	"github.com/lakehoused/lakehoused/storage"
 	"github.com/lakehoused/lakehoused/txlog"
 )
-
-// datDir finds shared/testdata/dat: $LAKEHOUSED_TESTDATA/dat, or by walking up from the
-// package directory.
-func datDir(t *testing.T) string {
-	t.Helper()
-	if d := os.Getenv("LAKEHOUSED_TESTDATA"); d != "" {
-		return filepath.Join(d, "dat")
-	}
-	dir, _ := os.Getwd()
-	for {
-		cand := filepath.Join(dir, "shared", "testdata", "dat")
-		if st, err := os.Stat(cand); err == nil && st.IsDir() {
-			return cand
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("shared/testdata/dat not found; set LAKEHOUSED_TESTDATA")
-		}
-		dir = parent
-	}
-}
 
 // dirStore is a read-only storage.Store over a local directory, enough to scan DAT tables.
 type dirStore struct{ root string }
@@ -223,7 +203,7 @@ func readExpected(t *testing.T, dir string, out *arrow.Schema) []string {
 // txlog's job).
 func TestDATReadCompatibility(t *testing.T) {
 	t.Parallel()
-	root := datDir(t)
+	root := testdata.DAT(t)
 	cases, _ := os.ReadDir(root)
 	ran := 0
 	for _, c := range cases {
@@ -288,7 +268,7 @@ func TestDATReadCompatibility(t *testing.T) {
 // lost: it exercises our reading of Spark's stats and partition-value formats.
 func TestDATPruningKeepsMatches(t *testing.T) {
 	t.Parallel()
-	root := datDir(t)
+	root := testdata.DAT(t)
 	cases, _ := os.ReadDir(root)
 	for _, c := range cases {
 		name := c.Name()

@@ -20,6 +20,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/apache/arrow-go/v18/parquet/schema"
 
+	"github.com/lakehoused/lakehoused/internal/testdata"
 	"github.com/lakehoused/lakehoused/storage"
 )
 
@@ -205,7 +206,7 @@ func TestCheckpointFallbacks(t *testing.T) {
 // Spark-written checkpoint must give the same state either way.
 func TestSparkCheckpointsEqualReplay(t *testing.T) {
 	t.Parallel()
-	root := datDir(t)
+	root := testdata.DAT(t)
 	for _, name := range []string{"with_checkpoint", "stats_as_struct", "no_stats"} {
 		store, err := storage.NewLocal(filepath.Join(root, name, "delta"))
 		if err != nil {

@@ -13,32 +13,9 @@ import (
 
 	"github.com/apache/arrow-go/v18/parquet/file"
 
+	"github.com/lakehoused/lakehoused/internal/testdata"
 	"github.com/lakehoused/lakehoused/storage"
 )
-
-// datDir finds the Delta Acceptance Tests: $LAKEHOUSED_TESTDATA/dat, or shared/testdata/dat
-// in the nearest parent directory that has one (worktrees live beside shared/).
-func datDir(t *testing.T) string {
-	t.Helper()
-	if d := os.Getenv("LAKEHOUSED_TESTDATA"); d != "" {
-		return filepath.Join(d, "dat")
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		cand := filepath.Join(dir, "shared", "testdata", "dat")
-		if st, err := os.Stat(cand); err == nil && st.IsDir() {
-			return cand
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("shared/testdata/dat not found; set LAKEHOUSED_TESTDATA")
-		}
-		dir = parent
-	}
-}
 
 type datExpected struct {
 	Version          int64             `json:"version"`
@@ -51,7 +28,7 @@ type datExpected struct {
 // protocol, properties and the row count against the expected rows.
 func TestDAT(t *testing.T) {
 	t.Parallel()
-	root := datDir(t)
+	root := testdata.DAT(t)
 	cases, err := os.ReadDir(root)
 	if err != nil {
 		t.Fatal(err)
