@@ -275,6 +275,7 @@ func TestFailedCheckpointKeepsCommit(t *testing.T) {
 	if err != nil || v != 1 {
 		t.Fatalf("commit: v=%d err=%v", v, err)
 	}
+	c.Wait()
 	if !strings.Contains(logged.String(), "checkpoint failed") || !strings.Contains(logged.String(), "disk full") {
 		t.Errorf("checkpoint failure not logged: %s", logged.String())
 	}

@@ -38,6 +38,7 @@ func newTable(t *testing.T, conf map[string]string) (storage.Store, *StorageComm
 		t.Fatal(err)
 	}
 	c := NewStorageCommitter()
+	t.Cleanup(c.Wait) // before the temp dir goes: background checkpoints write into it
 	if v, err := c.Commit(context.Background(), s, -1, createActions(conf)); err != nil || v != 0 {
 		t.Fatalf("create: v=%d err=%v", v, err)
 	}
