@@ -67,10 +67,10 @@ type Server struct {
 	cfg       Config
 	engine    *lakesql.Engine
 	committer *txlog.StorageCommitter
-	mysql  *lakesql.Listener
-	http   *http.Server
-	httpLn net.Listener
-	done   chan error
+	mysql     *lakesql.Listener
+	http      *http.Server
+	httpLn    net.Listener
+	done      chan error
 }
 
 // Start opens the warehouse and starts listening. It returns once both listeners accept.
