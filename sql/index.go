@@ -1,6 +1,7 @@
 package sql
 
 import (
+	"github.com/apache/arrow-go/v18/arrow"
 	"strings"
 
 	gms "github.com/dolthub/go-mysql-server/sql"
@@ -117,4 +118,81 @@ func lookupFilter(sch gms.Schema, l *gms.IndexLookup) *table.Filter {
 		cf.Ranges = append(cf.Ranges, rg)
 	}
 	return &table.Filter{Columns: []table.ColumnFilter{cf}}
+}
+
+// keyRangeCheck returns a test of whether row i of a scanned batch can satisfy the lookup's
+// ranges on the first key column (nil when it cannot tell). Only that column is converted,
+// so a point lookup does not convert every row of the file it reads.
+func (t *Table) keyRangeCheck(ctx *gms.Context, as *arrow.Schema) func(arrow.RecordBatch, int) (bool, error) {
+	rc, ok := t.lookup.Ranges.(gms.MySQLRangeCollection)
+	if !ok || len(rc) == 0 || len(t.pkCols) == 0 {
+		return nil
+	}
+	col := -1
+	for i, f := range as.Fields() {
+		if strings.EqualFold(f.Name, t.pkCols[0]) {
+			col = i
+		}
+	}
+	if col < 0 {
+		return nil
+	}
+	typ := t.schema.Schema[t.schema.PkOrdinals[0]].Type
+	read := readerFor(as.Field(col).Type, typ)
+	return func(rec arrow.RecordBatch, i int) (bool, error) {
+		v, err := read(rec.Column(col), i)
+		if err != nil {
+			return false, err
+		}
+		for _, r := range rc {
+			if len(r) == 0 {
+				return true, nil
+			}
+			lo, err := cutAllows(ctx, typ, v, r[0].LowerBound, true)
+			if err != nil {
+				return true, nil
+			}
+			hi, err := cutAllows(ctx, typ, v, r[0].UpperBound, false)
+			if err != nil {
+				return true, nil
+			}
+			if lo && hi {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+}
+
+// cutAllows reports whether v lies on the allowed side of a range cut (lower or upper).
+// NULL sorts below every value, as in the engine's ranges. Unknown cuts allow everything:
+// the filter above the scan still applies the exact predicate.
+func cutAllows(ctx *gms.Context, typ gms.Type, v any, cut gms.MySQLRangeCut, lower bool) (bool, error) {
+	switch c := cut.(type) {
+	case gms.AboveAll:
+		return !lower, nil
+	case gms.BelowNull:
+		return lower, nil
+	case gms.AboveNull:
+		return (v != nil) == lower, nil
+	case gms.Above:
+		if v == nil {
+			return !lower, nil
+		}
+		cmp, err := typ.Compare(ctx, v, c.Key)
+		if lower {
+			return cmp > 0, err
+		}
+		return cmp <= 0, err
+	case gms.Below:
+		if v == nil {
+			return !lower, nil
+		}
+		cmp, err := typ.Compare(ctx, v, c.Key)
+		if lower {
+			return cmp >= 0, err
+		}
+		return cmp < 0, err
+	}
+	return true, nil
 }

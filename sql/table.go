@@ -243,6 +243,9 @@ type rowIter struct {
 	readers []valueReader
 	rec     arrow.RecordBatch
 	i       int
+	// keep, if set, is checked on the raw batch before a row is converted: lookups use it
+	// to skip the rows outside their key ranges cheaply.
+	keep func(rec arrow.RecordBatch, i int) (bool, error)
 }
 
 func (it *rowIter) Next(ctx *gms.Context) (gms.Row, error) {
@@ -250,6 +253,15 @@ func (it *rowIter) Next(ctx *gms.Context) (gms.Row, error) {
 		if it.rec != nil && it.i < int(it.rec.NumRows()) {
 			i := it.i
 			it.i++
+			if it.keep != nil {
+				ok, err := it.keep(it.rec, i)
+				if err != nil {
+					return nil, err
+				}
+				if !ok {
+					continue
+				}
+			}
 			row := make(gms.Row, len(it.readers))
 			for c, rd := range it.readers {
 				v, err := rd(it.rec.Column(c), i)
@@ -313,6 +325,7 @@ func (t *Table) lookupRows(ctx *gms.Context, w *tableWrites) (gms.RowIter, error
 		return nil, err
 	}
 	it.raw = true
+	it.keep = t.keyRangeCheck(ctx, it.sc.Schema())
 	var rows []gms.Row
 	for {
 		r, err := it.Next(ctx)
