@@ -29,9 +29,9 @@ func (t *Table) editor(ctx *gms.Context) (*editor, error) {
 	if tx.readOnly {
 		return nil, gms.ErrReadOnlyTransaction.New()
 	}
-	w := tx.writesFor(t.ct, t.snap)
-	if w.pk == nil && len(t.pkCols) > 0 {
-		w.pk = t.schema.PkOrdinals
+	w, err := tx.writesFor(t)
+	if err != nil {
+		return nil, err
 	}
 	return &editor{t: t, w: w}, nil
 }
@@ -66,7 +66,7 @@ func (e *editor) DiscardChanges(*gms.Context, error) error {
 
 func (e *editor) StatementComplete(*gms.Context) error {
 	if e.w != nil {
-		e.w.complete()
+		return e.w.complete()
 	}
 	return nil
 }
@@ -90,25 +90,41 @@ func (e *editor) Insert(ctx *gms.Context, row gms.Row) error {
 			return gms.NewUniqueKeyErr(e.keyString(row), true, existing)
 		}
 		w.stmt.insertKeys[k]++
+		w.stmt.keys = append(w.stmt.keys, k)
 	}
-	w.stmt.inserts = append(w.stmt.inserts, row.Copy())
+	if err := w.stmt.ins.append(row.Copy()); err != nil {
+		return err
+	}
 	w.stmt.ops["insert"] = true
 	return nil
+}
+
+// stagedPos finds a live row with key k staged by the current statement (keyed tables).
+func (w *tableWrites) stagedPos(k string) (int, bool) {
+	if w.stmt.insertKeys[k] == 0 {
+		return -1, false
+	}
+	for i, sk := range w.stmt.keys {
+		if sk == k && !w.stmt.deadStaged[i] {
+			return i, true
+		}
+	}
+	return -1, false
 }
 
 // existing finds a live row with key k as this statement sees it: staged by this statement,
 // inserted earlier in the transaction, or in the snapshot and not deleted since.
 func (e *editor) existing(ctx *gms.Context, k string) (gms.Row, bool, error) {
 	w := e.w
-	if w.stmt.insertKeys[k] > 0 {
-		for _, r := range w.stmt.inserts {
-			if w.key(r) == k {
-				return r, true, nil
-			}
-		}
+	if i, ok := w.stagedPos(k); ok {
+		r, err := w.stmt.ins.row(i)
+		return r, err == nil, err
 	}
-	if i, ok := w.livePendingInsert(k); ok {
-		return w.inserts[i], true, nil
+	if i, ok, err := w.livePendingInsert(k); err != nil {
+		return nil, false, err
+	} else if ok {
+		r, err := w.ins.row(i)
+		return r, err == nil, err
 	}
 	if w.deletedFromSnapshot(k) > 0 {
 		return nil, false, nil
@@ -150,16 +166,14 @@ func (e *editor) Delete(ctx *gms.Context, row gms.Row) error {
 	w.begin()
 	k := w.key(row)
 	w.stmt.ops["delete"] = true
-	if w.stmt.insertKeys[k] > 0 {
-		for i, r := range w.stmt.inserts {
-			if w.key(r) == k {
-				w.stmt.inserts = append(w.stmt.inserts[:i], w.stmt.inserts[i+1:]...)
-				w.stmt.insertKeys[k]--
-				return nil
-			}
-		}
+	if i, ok := w.stagedPos(k); ok {
+		w.stmt.deadStaged[i] = true
+		w.stmt.insertKeys[k]--
+		return nil
 	}
-	if i, ok := w.livePendingInsert(k); ok {
+	if i, ok, err := w.livePendingInsert(k); err != nil {
+		return err
+	} else if ok {
 		w.stmt.kills = append(w.stmt.kills, i)
 		w.stmt.killed[i] = true
 		return nil
@@ -191,10 +205,8 @@ func (t *Table) Truncate(ctx *gms.Context) (int, error) {
 	n, _, _ := t.RowCount(ctx)
 	e.w.begin()
 	e.w.stmt.truncated = true
-	e.w.stmt.inserts = nil
 	e.w.stmt.ops["truncate"] = true
-	e.w.complete()
-	return int(n), nil
+	return int(n), e.w.complete()
 }
 
 // filterValue converts an index key to the value types table.Filter compares.

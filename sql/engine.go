@@ -185,26 +185,27 @@ func (e *Engine) commitTable(ctx *gms.Context, tx *Transaction, w *tableWrites) 
 		}
 	}
 
-	inserts := w.visibleInserts()
-	if len(inserts) > 0 {
+	inserted := w.liveInserts()
+	if inserted > 0 {
 		wr, err := table.NewWriter(ct.Store, snap.Schema, partCols, opts)
 		if err != nil {
 			cleanup()
 			return fmt.Errorf("table %s: %w", name, err)
 		}
-		const chunk = 1 << 16
-		for i := 0; i < len(inserts); i += chunk {
-			j := min(i+chunk, len(inserts))
-			rec, err := rowsToRecord(inserts[i:j], sch.Schema, as)
-			if err == nil {
-				err = wr.Write(ctx, rec)
-				rec.Release()
-			}
+		batches, release, err := w.ins.batches(func(i int) bool { return w.dead[i] })
+		for _, b := range batches {
 			if err != nil {
-				_ = wr.Abort(ctx)
-				cleanup()
-				return fmt.Errorf("table %s: write: %w", name, err)
+				break
 			}
+			err = wr.Write(ctx, b)
+		}
+		for _, r := range release {
+			r()
+		}
+		if err != nil {
+			_ = wr.Abort(ctx)
+			cleanup()
+			return fmt.Errorf("table %s: write: %w", name, err)
 		}
 		adds, err := wr.Close(ctx)
 		if err != nil {
@@ -233,7 +234,7 @@ func (e *Engine) commitTable(ctx *gms.Context, tx *Transaction, w *tableWrites) 
 		IsBlindAppend:       &blind,
 		UserName:            ctx.Client().User,
 		OperationMetrics: map[string]string{
-			"numOutputRows":  strconv.Itoa(len(inserts) + int(numCopied)),
+			"numOutputRows":  strconv.Itoa(inserted + int(numCopied)),
 			"numDeletedRows": strconv.FormatInt(numDeleted, 10),
 			"numAddedFiles":  strconv.Itoa(len(written)),
 		},
@@ -252,7 +253,7 @@ func (e *Engine) commitTable(ctx *gms.Context, tx *Transaction, w *tableWrites) 
 		rebase := errors.Is(err, txlog.ErrConflict) && len(w.pk) > 0 && !w.truncated && len(w.deletes) == 0 && attempt < maxRebases
 		if rebase {
 			var latest int64
-			latest, err = e.checkKeysAgainstLatest(ctx, w, inserts, sch)
+			latest, err = e.checkKeysAgainstLatest(ctx, w, sch)
 			if err == nil {
 				readVersion = latest
 				rd := readVersion
@@ -337,7 +338,7 @@ const maxRebases = 50
 // checkKeysAgainstLatest verifies that none of rows' keys exists in the table's latest
 // version and returns that version. A duplicate is a 1062 error, as it would have been had
 // the insert arrived after the other commit.
-func (e *Engine) checkKeysAgainstLatest(ctx *gms.Context, w *tableWrites, rows []gms.Row, sch gms.PrimaryKeySchema) (int64, error) {
+func (e *Engine) checkKeysAgainstLatest(ctx *gms.Context, w *tableWrites, sch gms.PrimaryKeySchema) (int64, error) {
 	latest, err := w.table.Log.Snapshot(ctx, -1)
 	if err != nil {
 		return 0, err
@@ -350,8 +351,18 @@ func (e *Engine) checkKeysAgainstLatest(ctx *gms.Context, w *tableWrites, rows [
 	if err != nil {
 		return 0, err
 	}
-	for _, r := range rows {
-		if _, dup := ki.keys[w.key(r)]; dup {
+	for k, positions := range w.insertIdx {
+		if _, dup := ki.keys[k]; !dup {
+			continue
+		}
+		for _, i := range positions {
+			if w.dead[i] {
+				continue
+			}
+			r, err := w.ins.row(i)
+			if err != nil {
+				return 0, err
+			}
 			return 0, mysql.NewSQLError(mysql.ERDupEntry, "23000", "Duplicate entry '%s' for key '%s.PRIMARY' (committed concurrently)",
 				keyText(r, w.pk), w.table.Entry.Name)
 		}

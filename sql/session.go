@@ -10,6 +10,7 @@ import (
 	"github.com/dolthub/vitess/go/mysql"
 
 	"github.com/lakehoused/lakehoused/catalog"
+	"github.com/lakehoused/lakehoused/table"
 	"github.com/lakehoused/lakehoused/txlog"
 )
 
@@ -143,14 +144,22 @@ func (t *Transaction) snapshot(ctx context.Context, ct *catalog.Table) (*txlog.S
 	return s, nil
 }
 
-func (t *Transaction) writesFor(ct *catalog.Table, snap *txlog.Snapshot) *tableWrites {
-	w, ok := t.writes[ct]
+func (t *Transaction) writesFor(tb *Table) (*tableWrites, error) {
+	w, ok := t.writes[tb.ct]
 	if !ok {
-		w = newTableWrites(ct, snap)
-		t.writes[ct] = w
+		as, err := table.ArrowSchema(tb.snap.Schema)
+		if err != nil {
+			return nil, tableError(tb.ct, err)
+		}
+		var pk []int
+		if len(tb.pkCols) > 0 {
+			pk = tb.schema.PkOrdinals
+		}
+		w = newTableWrites(tb.ct, tb.snap, pk, tb.schema.Schema, as)
+		t.writes[tb.ct] = w
 		t.order = append(t.order, w)
 	}
-	return w
+	return w, nil
 }
 
 // tableError turns a log error into a MySQL error that names the table.

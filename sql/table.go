@@ -145,7 +145,7 @@ func (t *Table) Partitions(ctx *gms.Context) (gms.PartitionIter, error) {
 		return gms.PartitionsToPartitionIter(partition{sorted: true}), nil
 	}
 	parts := []gms.Partition{partition{}}
-	if w := t.writes(ctx); w != nil && len(w.visibleInserts()) > 0 {
+	if w := t.writes(ctx); w != nil && w.liveInserts() > 0 {
 		parts = append(parts, partition{pending: true})
 	}
 	return gms.PartitionsToPartitionIter(parts...), nil
@@ -170,9 +170,12 @@ func (t *Table) PartitionRows(ctx *gms.Context, p gms.Partition) (gms.RowIter, e
 		return t.lookupRows(ctx, w)
 	}
 	if p.(partition).pending {
-		var rows []gms.Row
-		for _, r := range w.visibleInserts() {
-			rows = append(rows, t.project(r))
+		rows, err := w.visibleInserts()
+		if err != nil {
+			return nil, err
+		}
+		for i, r := range rows {
+			rows[i] = t.project(r)
 		}
 		return gms.RowsToRowIter(rows...), nil
 	}
@@ -342,7 +345,11 @@ func (t *Table) lookupRows(ctx *gms.Context, w *tableWrites) (gms.RowIter, error
 		return nil, err
 	}
 	if w != nil {
-		rows = append(rows, w.visibleInserts()...)
+		pending, err := w.visibleInserts()
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, pending...)
 	}
 	sch := t.schema.Schema
 	var sortErr error

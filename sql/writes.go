@@ -3,6 +3,7 @@ package sql
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/apache/arrow-go/v18/arrow"
 	"math"
 	"time"
 
@@ -24,22 +25,31 @@ type tableWrites struct {
 	table *catalog.Table
 	snap  *txlog.Snapshot
 	pk    []int // key ordinals in the full schema; nil = keyless
+	sch   gms.Schema
+	as    *arrow.Schema
 
-	inserts   []gms.Row        // rows inserted by committed statements of this transaction
-	dead      []bool           // inserts[i] was deleted again later in the transaction
-	insertIdx map[string][]int // row key → positions in inserts
-	deletes   map[string]int   // row key → number of snapshot rows deleted
-	delRows   []gms.Row        // the snapshot rows deleted, to find the files holding them
-	truncated bool             // all snapshot rows are deleted
-	ops       map[string]bool  // insert, delete, update, truncate
+	ins  *rowBuffer // rows inserted by committed statements of this transaction
+	dead []bool     // ins row i was deleted again later in the transaction
+	// insertIdx maps a row key to its positions in ins. Keyed tables keep it up to date
+	// (uniqueness checks need it); keyless tables build it only when a statement deletes
+	// a row the transaction inserted, because full-row keys of a bulk load cost more memory
+	// than the rows.
+	insertIdx map[string][]int
+	indexed   bool
+	deletes   map[string]int  // row key → number of snapshot rows deleted
+	delRows   []gms.Row       // the snapshot rows deleted, to find the files holding them
+	truncated bool            // all snapshot rows are deleted
+	ops       map[string]bool // insert, delete, update, truncate
 
 	stmt *stmtWrites
 }
 
 type stmtWrites struct {
-	inserts    []gms.Row
-	insertKeys map[string]int
-	kills      []int // positions in tableWrites.inserts this statement deleted
+	ins        *rowBuffer
+	keys       []string       // keyed tables: the key of each staged row
+	insertKeys map[string]int // keyed tables: live staged rows per key
+	deadStaged map[int]bool   // staged rows deleted again by the same statement (REPLACE)
+	kills      []int          // positions in tableWrites.ins this statement deleted
 	killed     map[int]bool
 	deletes    map[string]int
 	delRows    []gms.Row
@@ -47,30 +57,46 @@ type stmtWrites struct {
 	ops        map[string]bool
 }
 
-func newTableWrites(ct *catalog.Table, snap *txlog.Snapshot) *tableWrites {
+func newTableWrites(ct *catalog.Table, snap *txlog.Snapshot, pk []int, sch gms.Schema, as *arrow.Schema) *tableWrites {
 	return &tableWrites{
-		table: ct, snap: snap,
-		insertIdx: map[string][]int{}, deletes: map[string]int{}, ops: map[string]bool{},
+		table: ct, snap: snap, pk: pk, sch: sch, as: as, ins: newRowBuffer(sch, as),
+		insertIdx: map[string][]int{}, indexed: len(pk) > 0, deletes: map[string]int{}, ops: map[string]bool{},
 	}
 }
 
 func (w *tableWrites) empty() bool {
-	return len(w.inserts) == 0 && len(w.deletes) == 0 && !w.truncated
+	return w.liveInserts() == 0 && len(w.deletes) == 0 && !w.truncated
+}
+
+func (w *tableWrites) liveInserts() int {
+	n := 0
+	for _, d := range w.dead {
+		if !d {
+			n++
+		}
+	}
+	return n
 }
 
 func (w *tableWrites) begin() {
 	if w.stmt == nil {
-		w.stmt = &stmtWrites{insertKeys: map[string]int{}, killed: map[int]bool{}, deletes: map[string]int{}, ops: map[string]bool{}}
+		w.stmt = &stmtWrites{ins: newRowBuffer(w.sch, w.as), insertKeys: map[string]int{}, deadStaged: map[int]bool{},
+			killed: map[int]bool{}, deletes: map[string]int{}, ops: map[string]bool{}}
 	}
 }
 
-func (w *tableWrites) discard() { w.stmt = nil }
+func (w *tableWrites) discard() {
+	if w.stmt != nil {
+		w.stmt.ins.release()
+	}
+	w.stmt = nil
+}
 
 // complete merges the statement's changes into the transaction.
-func (w *tableWrites) complete() {
+func (w *tableWrites) complete() error {
 	s := w.stmt
 	if s == nil {
-		return
+		return nil
 	}
 	w.stmt = nil
 	if s.truncated {
@@ -88,15 +114,64 @@ func (w *tableWrites) complete() {
 		w.deletes[k] += n
 	}
 	w.delRows = append(w.delRows, s.delRows...)
-	for _, r := range s.inserts {
-		k := w.key(r)
-		w.insertIdx[k] = append(w.insertIdx[k], len(w.inserts))
-		w.inserts = append(w.inserts, r)
-		w.dead = append(w.dead, false)
+	base := w.ins.len()
+	if len(s.deadStaged) == 0 {
+		keys := s.keys
+		if w.indexed && len(w.pk) == 0 {
+			err := s.ins.each(func(_ int, r gms.Row) error {
+				keys = append(keys, w.key(r))
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		n := s.ins.len()
+		if err := w.ins.appendAll(s.ins); err != nil {
+			return err
+		}
+		w.dead = append(w.dead, make([]bool, n)...)
+		for j, k := range keys {
+			w.insertIdx[k] = append(w.insertIdx[k], base+j)
+		}
+	} else {
+		err := s.ins.each(func(i int, r gms.Row) error {
+			if s.deadStaged[i] {
+				return nil
+			}
+			pos := w.ins.len()
+			if err := w.ins.append(r); err != nil {
+				return err
+			}
+			w.dead = append(w.dead, false)
+			if w.indexed {
+				k := w.key(r)
+				w.insertIdx[k] = append(w.insertIdx[k], pos)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 	}
 	for op := range s.ops {
 		w.ops[op] = true
 	}
+	return nil
+}
+
+// ensureIndex builds insertIdx for a keyless table on first need.
+func (w *tableWrites) ensureIndex() error {
+	if w.indexed {
+		return nil
+	}
+	err := w.ins.each(func(i int, r gms.Row) error {
+		k := w.key(r)
+		w.insertIdx[k] = append(w.insertIdx[k], i)
+		return nil
+	})
+	w.indexed = err == nil
+	return err
 }
 
 // key encodes the identity of a row: its primary key, or all of its values.
@@ -160,13 +235,19 @@ func appendKeyValue(b []byte, v any) []byte {
 }
 
 // livePendingInsert finds a row of this transaction with key k that is still alive.
-func (w *tableWrites) livePendingInsert(k string) (int, bool) {
+func (w *tableWrites) livePendingInsert(k string) (int, bool, error) {
+	if w.stmt != nil && w.stmt.truncated {
+		return -1, false, nil
+	}
+	if err := w.ensureIndex(); err != nil {
+		return -1, false, err
+	}
 	for _, i := range w.insertIdx[k] {
-		if !w.dead[i] && (w.stmt == nil || !w.stmt.killed[i]) && !(w.stmt != nil && w.stmt.truncated) {
-			return i, true
+		if !w.dead[i] && (w.stmt == nil || !w.stmt.killed[i]) {
+			return i, true, nil
 		}
 	}
-	return -1, false
+	return -1, false, nil
 }
 
 // deletedBefore reports how many snapshot rows with key k earlier statements deleted. Scans
@@ -192,15 +273,19 @@ func (w *tableWrites) deletedFromSnapshot(k string) int {
 	return n
 }
 
-// visibleRows is what a scan inside this transaction sees besides the snapshot's files.
-func (w *tableWrites) visibleInserts() []gms.Row {
+// visibleInserts is what a scan inside this transaction sees besides the snapshot's files.
+func (w *tableWrites) visibleInserts() ([]gms.Row, error) {
 	var out []gms.Row
-	for i, r := range w.inserts {
+	if w.liveInserts() == 0 {
+		return nil, nil
+	}
+	err := w.ins.each(func(i int, r gms.Row) error {
 		if !w.dead[i] {
 			out = append(out, r)
 		}
-	}
-	return out
+		return nil
+	})
+	return out, err
 }
 
 // operation names the commit the way Spark does in commitInfo.
@@ -220,5 +305,5 @@ func (w *tableWrites) operation() string {
 }
 
 func (w *tableWrites) String() string {
-	return fmt.Sprintf("%s.%s: %d inserts, %d deletes", w.table.Entry.Database, w.table.Entry.Name, len(w.inserts), len(w.deletes))
+	return fmt.Sprintf("%s.%s: %d inserts, %d deletes", w.table.Entry.Database, w.table.Entry.Name, w.liveInserts(), len(w.deletes))
 }
