@@ -241,7 +241,7 @@ func writeCSV(path string, n int64) (int64, error) {
 		t := time.Unix(base+r.Int64N(5*365*86400), 0).UTC()
 		buf = t.AppendFormat(buf, "2006-01-02")
 		buf = append(buf, ',')
-		buf = t.Add(time.Duration(r.IntN(86400)) * time.Second).AppendFormat(buf, "2006-01-02 15:04:05")
+		buf = t.Add(time.Duration(r.IntN(86400))*time.Second).AppendFormat(buf, "2006-01-02 15:04:05")
 		buf = append(buf, '\n')
 		if _, err := w.Write(buf); err != nil {
 			f.Close()
@@ -299,7 +299,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microse
 func BenchmarkFoundation(b *testing.B) {
 	rows := envInt("LAKEHOUSED_BENCH_ROWS", 10_000_000)
 	fileSize := envInt("LAKEHOUSED_BENCH_TARGET_FILE_SIZE", 8<<20)
-	noKeyLoad := os.Getenv("LAKEHOUSED_BENCH_SKIP_NOKEY_LOAD") == ""
+	noKeyLoad := os.Getenv("LAKEHOUSED_BENCH_SKIP_NOKEY_LOAD") == "" && os.Getenv("LAKEHOUSED_BENCH_ONLY_LOAD") == ""
 	for i := 0; i < b.N; i++ {
 		figures = nil
 		foundation(b, rows, fileSize, noKeyLoad)
@@ -341,6 +341,9 @@ func foundation(b *testing.B, rows, fileSize int64, noKeyLoad bool) {
 		rows, el.Seconds(), rate(rows, el), mib(csvBytes), mib(hwm))
 	b.ReportMetric(float64(rows)/el.Seconds(), "load_rows/s")
 	b.ReportMetric(float64(hwm)/(1<<20), "peak_rss_MiB")
+	if os.Getenv("LAKEHOUSED_BENCH_ONLY_LOAD") != "" { // for profiling the load alone
+		return
+	}
 
 	var nfiles int64
 	var fbytes float64 // GMS returns SUM as a float
