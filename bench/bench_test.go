@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -155,6 +157,14 @@ func envInt(name string, def int64) int64 {
 	return def
 }
 
+// resetPeakRSS returns freed memory to the OS and resets VmHWM (Linux: clear_refs 5), so the
+// peak after a load is that load's.
+func resetPeakRSS() {
+	runtime.GC()
+	debug.FreeOSMemory()
+	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
+
 // vmHWM is the process's peak resident set size in bytes (/proc/self/status VmHWM).
 func vmHWM() int64 {
 	data, err := os.ReadFile("/proc/self/status")
@@ -274,6 +284,7 @@ func mustExec(b *testing.B, db interface {
 func loadData(b *testing.B, db *sql.DB, csv, table string) time.Duration {
 	b.Helper()
 	mysql.RegisterLocalFile(csv)
+	resetPeakRSS()
 	start := time.Now()
 	res := mustExec(b, db, fmt.Sprintf(
 		"LOAD DATA LOCAL INFILE '%s' INTO TABLE %s FIELDS TERMINATED BY ',' LINES TERMINATED BY '\\n'", csv, table))
@@ -299,10 +310,11 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microse
 func BenchmarkFoundation(b *testing.B) {
 	rows := envInt("LAKEHOUSED_BENCH_ROWS", 10_000_000)
 	fileSize := envInt("LAKEHOUSED_BENCH_TARGET_FILE_SIZE", 8<<20)
-	noKeyLoad := os.Getenv("LAKEHOUSED_BENCH_SKIP_NOKEY_LOAD") == "" && os.Getenv("LAKEHOUSED_BENCH_ONLY_LOAD") == ""
+	only := os.Getenv("LAKEHOUSED_BENCH_ONLY") // "load" or "insert": one part alone, for profiling
+	noKeyLoad := os.Getenv("LAKEHOUSED_BENCH_SKIP_NOKEY_LOAD") == "" && only == ""
 	for i := 0; i < b.N; i++ {
 		figures = nil
-		foundation(b, rows, fileSize, noKeyLoad)
+		foundation(b, rows, fileSize, noKeyLoad, only)
 		fmt.Printf("\n==== lakehoused foundation figures (%d rows) ====\n", rows)
 		for _, f := range figures {
 			fmt.Println(f)
@@ -311,9 +323,15 @@ func BenchmarkFoundation(b *testing.B) {
 	}
 }
 
-func foundation(b *testing.B, rows, fileSize int64, noKeyLoad bool) {
+func foundation(b *testing.B, rows, fileSize int64, noKeyLoad bool, only string) {
 	b.StopTimer()
 	ctx := context.Background()
+	if only == "insert" {
+		n := startNode(b)
+		mustExec(b, n.open(b, "", 1), "CREATE DATABASE "+dbName)
+		insertFigures(b, n, n.open(b, dbName, 8))
+		return
+	}
 	tmp := b.TempDir()
 	csv := filepath.Join(tmp, "bench.csv")
 	progress("generating %d-row CSV in %s", rows, csv)
@@ -341,7 +359,7 @@ func foundation(b *testing.B, rows, fileSize int64, noKeyLoad bool) {
 		rows, el.Seconds(), rate(rows, el), mib(csvBytes), mib(hwm))
 	b.ReportMetric(float64(rows)/el.Seconds(), "load_rows/s")
 	b.ReportMetric(float64(hwm)/(1<<20), "peak_rss_MiB")
-	if os.Getenv("LAKEHOUSED_BENCH_ONLY_LOAD") != "" { // for profiling the load alone
+	if only == "load" {
 		return
 	}
 
@@ -425,7 +443,24 @@ func foundation(b *testing.B, rows, fileSize int64, noKeyLoad bool) {
 		float64(scanAfter[mRead]-scanBefore[mRead])/float64(len(lat)))
 	b.ReportMetric(float64(percentile(lat, .5).Microseconds())/1000, "lookup_p50_ms")
 
-	// 2. Single-row autocommit inserts, 4 clients x 5 s, fresh tables.
+	insertFigures(b, n, db)
+
+	// 1b. The same load without a key.
+	if noKeyLoad {
+		mustExec(b, db, "CREATE TABLE t_nokey ("+createCols+")")
+		n.setTargetFileSize(b, "t_nokey", fileSize)
+		progress("LOAD DATA into t_nokey (no key) …")
+		el = loadData(b, db, csv, "t_nokey")
+		figure("bulk_load_data_nokey: %d rows in %.1fs = %s rows/s (target >= 500k); peak RSS (VmHWM) %s",
+			rows, el.Seconds(), rate(rows, el), mib(vmHWM()))
+		b.ReportMetric(float64(rows)/el.Seconds(), "load_nokey_rows/s")
+	}
+}
+
+// insertFigures measures single-row autocommit inserts, 4 clients x 5 s, into fresh tables
+// with and without a primary key.
+func insertFigures(b *testing.B, n *node, db *sql.DB) {
+	ctx := context.Background()
 	for _, pk := range []bool{true, false} {
 		name, ddl := "ins_nokey", "CREATE TABLE ins_nokey ("+createCols+")"
 		if pk {
@@ -443,16 +478,6 @@ func foundation(b *testing.B, rows, fileSize int64, noKeyLoad bool) {
 		b.ReportMetric(float64(p50.Microseconds())/1000, "insert_"+strings.TrimPrefix(name, "ins_")+"_p50_ms")
 	}
 
-	// 1b. The same load without a key.
-	if noKeyLoad {
-		mustExec(b, db, "CREATE TABLE t_nokey ("+createCols+")")
-		n.setTargetFileSize(b, "t_nokey", fileSize)
-		progress("LOAD DATA into t_nokey (no key) …")
-		el = loadData(b, db, csv, "t_nokey")
-		figure("bulk_load_data_nokey: %d rows in %.1fs = %s rows/s (target >= 500k); peak RSS (VmHWM) %s",
-			rows, el.Seconds(), rate(rows, el), mib(vmHWM()))
-		b.ReportMetric(float64(rows)/el.Seconds(), "load_nokey_rows/s")
-	}
 }
 
 // inserts runs clients goroutines, each on its own connection, inserting single rows with

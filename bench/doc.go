@@ -10,7 +10,7 @@
 //   - bulk_load_data: LOAD DATA LOCAL INFILE of a generated CSV (LAKEHOUSED_BENCH_ROWS rows,
 //     default 10,000,000; 8 mixed columns, id sorted ascending) into a table with PRIMARY KEY
 //     (id) → rows/s [>= 500k rows/s]; also the process peak RSS (VmHWM) after the load, and the
-//     same load into a table without a key.
+//     same load into a table without a key. VmHWM is reset (clear_refs) before each load.
 //   - table_files: data files and bytes of the loaded table (lake_files).
 //   - insert_autocommit_pk / insert_autocommit_nokey: 4 concurrent clients doing single-row
 //     autocommit INSERTs for 5 s each into a fresh table → p50/p99 latency and inserts/s
