@@ -18,7 +18,8 @@
 //   - full_scan_sum: SELECT SUM(d) over the whole table → seconds.
 //   - range_1pct: SELECT COUNT(*), SUM(d) WHERE id BETWEEN x AND x+N/100 → seconds, and files
 //     read / files considered from the /metrics counter deltas [reads <= 5% of the files].
-//   - point_lookup_pk: SELECT … WHERE id = ? for 200 random keys → p50/p99.
+//   - point_lookup_pk: SELECT id, price … WHERE id = ? for 200 random keys → p50/p99; also
+//     50 lookups each with SELECT * and SELECT id, to show how much the projection matters.
 //
 // There is no SQL way to set the Delta table property delta.targetFileSize (CREATE TABLE only
 // takes COMMENT 'partition_by=…'), so the benchmark sets it with a metadata-only commit written
