@@ -1,0 +1,29 @@
+// Package bench holds the foundation benchmarks of lakehoused. They start one node in-process
+// (server.Start on loopback ports, warehouse in a temp dir), talk to it over the MySQL protocol
+// with go-sql-driver, exactly as a client would, and print one line per figure.
+//
+// Run them with `make bench` (which runs `go test -run '^$' -bench . -benchtime 1x -v ./bench/`).
+// Nothing heavy runs under plain `go test`: benchmarks only run with -bench.
+//
+// Figures (targets from the foundation issue in brackets):
+//
+//   - bulk_load_data: LOAD DATA LOCAL INFILE of a generated CSV (LAKEHOUSED_BENCH_ROWS rows,
+//     default 10,000,000; 8 mixed columns, id sorted ascending) into a table with PRIMARY KEY
+//     (id) → rows/s [>= 500k rows/s]; also the process peak RSS (VmHWM) after the load, and the
+//     same load into a table without a key. VmHWM is reset (clear_refs) before each load.
+//   - table_files: data files and bytes of the loaded table (lake_files).
+//   - insert_autocommit_pk / insert_autocommit_nokey: 4 concurrent clients doing single-row
+//     autocommit INSERTs for 5 s each into a fresh table → p50/p99 latency and inserts/s
+//     [p50 <= 3 ms].
+//   - full_scan_sum: SELECT SUM(d) over the whole table → seconds.
+//   - range_1pct: SELECT COUNT(*), SUM(d) WHERE id BETWEEN x AND x+N/100 → seconds, and files
+//     read / files considered from the /metrics counter deltas [reads <= 5% of the files].
+//   - point_lookup_pk: SELECT id, price … WHERE id = ? for 200 random keys → p50/p99; also
+//     50 lookups each with SELECT * and SELECT id, to show how much the projection matters.
+//
+// There is no SQL way to set the Delta table property delta.targetFileSize (CREATE TABLE only
+// takes COMMENT 'partition_by=…'), so the benchmark sets it with a metadata-only commit written
+// with the txlog package right after CREATE TABLE (LAKEHOUSED_BENCH_TARGET_FILE_SIZE bytes,
+// default 8 MiB); without it the default 128 MiB target gives only a handful of files and the
+// range figure says nothing about pruning.
+package bench
