@@ -23,8 +23,6 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/lakehoused/lakehoused/server"
-	"github.com/lakehoused/lakehoused/storage"
-	"github.com/lakehoused/lakehoused/txlog"
 )
 
 const dbName = "bench"
@@ -106,46 +104,6 @@ const (
 	mConsidered = "lakehoused_scan_files_considered_total"
 	mRead       = "lakehoused_scan_files_read_total"
 )
-
-// setTargetFileSize sets delta.targetFileSize with a metadata-only commit written straight to
-// the table's _delta_log: the SQL layer has no way to set table properties.
-func (n *node) setTargetFileSize(b *testing.B, table string, size int64) {
-	b.Helper()
-	ctx := context.Background()
-	dir := filepath.Join(n.dataDir, dbName, table)
-	if _, err := os.Stat(filepath.Join(dir, "_delta_log")); err != nil {
-		// The catalog may place tables elsewhere; find the folder by name.
-		dir = ""
-		filepath.WalkDir(n.dataDir, func(p string, d os.DirEntry, err error) error {
-			if err == nil && d.IsDir() && d.Name() == "_delta_log" && filepath.Base(filepath.Dir(p)) == table {
-				dir = filepath.Dir(p)
-				return filepath.SkipAll
-			}
-			return nil
-		})
-		if dir == "" {
-			b.Fatalf("table folder of %s not found under %s", table, n.dataDir)
-		}
-	}
-	st, err := storage.NewLocal(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	snap, err := txlog.NewLog(st).Snapshot(ctx, -1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	meta := snap.Metadata
-	conf := map[string]string{}
-	for k, v := range meta.Configuration {
-		conf[k] = v
-	}
-	conf["delta.targetFileSize"] = strconv.FormatInt(size, 10)
-	meta.Configuration = conf
-	if _, err := txlog.NewStorageCommitter().Commit(ctx, st, snap.Version, []txlog.Action{{MetaData: &meta}}); err != nil {
-		b.Fatalf("set delta.targetFileSize: %v", err)
-	}
-}
 
 func envInt(name string, def int64) int64 {
 	if s := os.Getenv(name); s != "" {
@@ -366,8 +324,7 @@ func foundation(b *testing.B, rows, fileSize int64, noKeyLoad bool, only string)
 	db := n.open(b, dbName, 8)
 
 	// 1. Bulk load with a primary key.
-	mustExec(b, db, "CREATE TABLE t ("+createCols+", PRIMARY KEY (id))")
-	n.setTargetFileSize(b, "t", fileSize)
+	mustExec(b, db, fmt.Sprintf("CREATE TABLE t (%s, PRIMARY KEY (id)) COMMENT 'delta.targetFileSize=%d'", createCols, fileSize))
 	progress("LOAD DATA into t (PRIMARY KEY (id), delta.targetFileSize=%d) …", fileSize)
 	b.StartTimer()
 	el := loadData(b, db, csv, "t")
@@ -497,8 +454,7 @@ func foundation(b *testing.B, rows, fileSize int64, noKeyLoad bool, only string)
 			figure("bulk_load_data_nokey: skipped: MemAvailable %s < 1.25 x the first load's peak RSS %s", mib(avail), mib(hwm))
 			return
 		}
-		mustExec(b, db, "CREATE TABLE t_nokey ("+createCols+")")
-		n.setTargetFileSize(b, "t_nokey", fileSize)
+		mustExec(b, db, fmt.Sprintf("CREATE TABLE t_nokey (%s) COMMENT 'delta.targetFileSize=%d'", createCols, fileSize))
 		progress("LOAD DATA into t_nokey (no key) …")
 		el = loadData(b, db, csv, "t_nokey")
 		figure("bulk_load_data_nokey: %d rows in %.1fs = %s rows/s (target >= 500k); peak RSS (VmHWM) %s",

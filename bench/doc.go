@@ -21,9 +21,7 @@
 //   - point_lookup_pk: SELECT id, price … WHERE id = ? for 200 random keys → p50/p99; also
 //     50 lookups each with SELECT * and SELECT id, to show how much the projection matters.
 //
-// There is no SQL way to set the Delta table property delta.targetFileSize (CREATE TABLE only
-// takes COMMENT 'partition_by=…'), so the benchmark sets it with a metadata-only commit written
-// with the txlog package right after CREATE TABLE (LAKEHOUSED_BENCH_TARGET_FILE_SIZE bytes,
-// default 8 MiB); without it the default 128 MiB target gives only a handful of files and the
-// range figure says nothing about pruning.
+// The loaded tables are created with COMMENT 'delta.targetFileSize=N'
+// (LAKEHOUSED_BENCH_TARGET_FILE_SIZE bytes, default 8 MiB); with the default 128 MiB target
+// 10M rows give only a handful of files and the range figure says nothing about pruning.
 package bench

@@ -3,6 +3,7 @@ package sql
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -130,9 +131,12 @@ func (d *Database) CreateTable(ctx *gms.Context, name string, sch gms.PrimaryKey
 	if len(pk) > 0 {
 		conf[propPrimaryKey] = strings.Join(pk, ",")
 	}
-	partCols, rest, err := parsePartitionComment(comment, sch.Schema)
+	partCols, props, rest, err := parseTableComment(comment, sch.Schema)
 	if err != nil {
 		return err
+	}
+	for k, v := range props {
+		conf[k] = v
 	}
 	if rest != "" {
 		conf[propComment] = rest
@@ -164,29 +168,58 @@ func partitionByJSON(cols []string) string {
 	return "[" + strings.Join(q, ",") + "]"
 }
 
-// parsePartitionComment reads the table option COMMENT 'partition_by=a,b'. Anything else in
-// the comment (after a ';') stays the table's comment.
-func parsePartitionComment(comment string, sch gms.Schema) ([]string, string, error) {
-	var cols []string
-	var rest []string
+// tableProperties are the Delta table properties CREATE TABLE accepts in its COMMENT, each
+// with the check its value must pass. Only properties lakehoused honours are accepted: a
+// property such as delta.appendOnly that other writers would enforce must not be set on a
+// table whose writer ignores it.
+var tableProperties = map[string]func(string) bool{
+	"delta.targetFileSize":               positiveInt,
+	"delta.checkpointInterval":           positiveInt,
+	"delta.dataSkippingNumIndexedCols":   func(v string) bool { n, err := strconv.Atoi(v); return err == nil && n >= -1 },
+	"delta.logRetentionDuration":         func(v string) bool { return strings.HasPrefix(v, "interval ") },
+	"delta.deletedFileRetentionDuration": func(v string) bool { return strings.HasPrefix(v, "interval ") },
+}
+
+func positiveInt(v string) bool { n, err := strconv.ParseInt(v, 10, 64); return err == nil && n > 0 }
+
+// parseTableComment reads the table options lakehoused keeps in COMMENT, separated by ';':
+// partition_by=a,b and delta.<property>=<value>. Anything else stays the table's comment.
+func parseTableComment(comment string, sch gms.Schema) ([]string, map[string]string, string, error) {
+	var cols, rest []string
+	props := map[string]string{}
 	for _, part := range strings.Split(comment, ";") {
 		p := strings.TrimSpace(part)
-		if !strings.HasPrefix(strings.ToLower(p), "partition_by=") {
-			if p != "" {
-				rest = append(rest, p)
+		key, val, _ := strings.Cut(p, "=")
+		key, val = strings.TrimSpace(key), strings.TrimSpace(val)
+		switch {
+		case strings.EqualFold(key, "partition_by"):
+			for _, c := range strings.Split(val, ",") {
+				c = strings.TrimSpace(c)
+				i := sch.IndexOfColName(c)
+				if i < 0 {
+					return nil, nil, "", mysql.NewSQLError(mysql.ERBadFieldError, "42S22", "partition_by names unknown column %q", c)
+				}
+				cols = append(cols, sch[i].Name)
 			}
-			continue
-		}
-		for _, c := range strings.Split(p[len("partition_by="):], ",") {
-			c = strings.TrimSpace(c)
-			i := sch.IndexOfColName(c)
-			if i < 0 {
-				return nil, "", mysql.NewSQLError(mysql.ERBadFieldError, "42S22", "partition_by names unknown column %q", c)
+		case strings.HasPrefix(strings.ToLower(key), "delta."):
+			check, ok := tableProperties[key]
+			if !ok {
+				names := make([]string, 0, len(tableProperties))
+				for k := range tableProperties {
+					names = append(names, k)
+				}
+				sort.Strings(names)
+				return nil, nil, "", mysql.NewSQLError(mysql.ERWrongArguments, "HY000", "table property %s is not supported; supported: %s", key, strings.Join(names, ", "))
 			}
-			cols = append(cols, sch[i].Name)
+			if !check(val) {
+				return nil, nil, "", mysql.NewSQLError(mysql.ERWrongArguments, "HY000", "table property %s: invalid value %q", key, val)
+			}
+			props[key] = val
+		case p != "":
+			rest = append(rest, p)
 		}
 	}
-	return cols, strings.Join(rest, "; "), nil
+	return cols, props, strings.Join(rest, "; "), nil
 }
 
 func (d *Database) DropTable(ctx *gms.Context, name string) error {

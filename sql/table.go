@@ -67,13 +67,21 @@ func (t *Table) Schema() gms.Schema                     { return t.projSch }
 func (t *Table) Collation() gms.CollationID             { return gms.Collation_Default }
 func (t *Table) PrimaryKeySchema() gms.PrimaryKeySchema { return t.schema }
 
-// Comment is what SHOW CREATE TABLE prints as COMMENT: the partitioning, in the same
-// partition_by= form CREATE TABLE accepts, then the user's comment.
+// Comment is what SHOW CREATE TABLE prints as COMMENT: the partitioning and table properties,
+// in the same form CREATE TABLE accepts, then the user's comment.
 func (t *Table) Comment() string {
 	var parts []string
 	if pc := t.snap.Metadata.PartitionColumns; len(pc) > 0 {
 		parts = append(parts, "partition_by="+strings.Join(pc, ","))
 	}
+	var props []string
+	for k, v := range t.snap.Metadata.Configuration {
+		if _, ok := tableProperties[k]; ok {
+			props = append(props, k+"="+v)
+		}
+	}
+	sort.Strings(props)
+	parts = append(parts, props...)
 	if c := t.snap.Metadata.Configuration[propComment]; c != "" {
 		parts = append(parts, c)
 	}
