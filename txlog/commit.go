@@ -108,14 +108,21 @@ func (c *StorageCommitter) Commit(ctx context.Context, table storage.Store, read
 	if readVersion == -1 {
 		return c.create(ctx, log, info, actions)
 	}
-	read, err := log.snapshot(ctx, readVersion)
+	// The latest snapshot, not the one at readVersion: under concurrent commits the cache is
+	// already past readVersion, and rebuilding an older version means a load from the last
+	// checkpoint on every commit. The protocol that matters is the current one, and the
+	// latest timestamp is a valid lower bound for the new commit's.
+	latest, err := log.snapshot(ctx, -1)
 	if err != nil {
 		return -1, fmt.Errorf("txlog: commit to %s: %w", table.URL(), err)
 	}
-	if err := read.Protocol.CheckWrite(); err != nil {
+	if latest.Version < readVersion {
+		return -1, fmt.Errorf("txlog: commit to %s: %w: read version %d is newer than the table; the latest version is %d", table.URL(), ErrVersionNotFound, readVersion, latest.Version)
+	}
+	if err := latest.Protocol.CheckWrite(); err != nil {
 		return -1, fmt.Errorf("txlog: commit to %s: %w", table.URL(), err)
 	}
-	prevTS := read.Timestamp
+	prevTS := latest.Timestamp
 	maxRetries := c.MaxRetries
 	if maxRetries <= 0 {
 		maxRetries = 15
@@ -131,8 +138,7 @@ func (c *StorageCommitter) Commit(ctx context.Context, table storage.Store, read
 		err = table.PutIfAbsent(ctx, commitKey(version), data)
 		if err == nil {
 			committed := Commit{Version: version, Timestamp: time.UnixMilli(info.Timestamp).UTC(), Info: info, Actions: actions}
-			log.advance(committed)
-			c.maybeCheckpoint(ctx, log, version)
+			c.maybeCheckpoint(ctx, log, version, log.advance(committed))
 			return version, nil
 		}
 		if !errors.Is(err, storage.ErrExist) {
@@ -276,21 +282,35 @@ func withCommitInfo(actions []Action, info *CommitInfo) []Action {
 // maybeCheckpoint writes a checkpoint after version when the interval says so. A failed
 // checkpoint is logged and otherwise ignored: the commit is already durable, and readers
 // fall back to older checkpoints and the JSON commits.
-func (c *StorageCommitter) maybeCheckpoint(ctx context.Context, log *Log, version int64) {
+//
+// s is the snapshot at version when the committer's cache could advance to it; otherwise
+// (a concurrent commit moved the cache on) it is rebuilt, but only when a checkpoint is due:
+// rebuilding an older version means a load from the last checkpoint, far too costly to do
+// on every commit.
+func (c *StorageCommitter) maybeCheckpoint(ctx context.Context, log *Log, version int64, s *Snapshot) {
 	if version == 0 {
 		return
 	}
-	s, err := log.snapshot(ctx, version)
-	if err != nil {
-		c.logger().Warn("txlog: checkpoint skipped: cannot build snapshot", "table", log.name(), "version", version, "err", err)
-		return
+	conf := s
+	if conf == nil {
+		conf = log.cached()
 	}
 	def := c.CheckpointInterval
 	if def <= 0 {
 		def = 10
 	}
-	if version%checkpointInterval(s.Metadata.Configuration, def) != 0 {
+	if conf != nil && version%checkpointInterval(conf.Metadata.Configuration, def) != 0 {
 		return
+	}
+	if s == nil {
+		var err error
+		if s, err = log.snapshot(ctx, version); err != nil {
+			c.logger().Warn("txlog: checkpoint skipped: cannot build snapshot", "table", log.name(), "version", version, "err", err)
+			return
+		}
+		if version%checkpointInterval(s.Metadata.Configuration, def) != 0 {
+			return
+		}
 	}
 	if c.SyncCheckpoints {
 		c.checkpoint(ctx, log, s)

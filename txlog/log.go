@@ -134,16 +134,26 @@ func (l *Log) refresh(ctx context.Context) (*Snapshot, error) {
 
 // advance installs the snapshot after a commit this process just wrote, so the committer
 // need not read back its own file. It is a no-op unless c directly follows the cache.
-func (l *Log) advance(c Commit) {
+func (l *Log) advance(c Commit) *Snapshot {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.latest == nil || l.latest.Version+1 != c.Version {
-		return
+		return nil
 	}
-	if s, err := Replay(l.latest, []Commit{c}); err == nil {
-		l.latest = s
-		l.rememberTS(c.Version, c.Timestamp)
+	s, err := Replay(l.latest, []Commit{c})
+	if err != nil {
+		return nil
 	}
+	l.latest = s
+	l.rememberTS(c.Version, c.Timestamp)
+	return s
+}
+
+// cached returns the latest snapshot in memory, if any, without I/O.
+func (l *Log) cached() *Snapshot {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.latest
 }
 
 // readFrom reads consecutive commits from version on until one does not exist. Commit
