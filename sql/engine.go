@@ -242,9 +242,10 @@ func (e *Engine) commitTable(ctx *gms.Context, tx *Transaction, w *tableWrites) 
 	actions = append([]txlog.Action{{CommitInfo: info}}, actions...)
 	readVersion := snap.Version
 	for attempt := 0; ; attempt++ {
-		_, err := e.cfg.Committer.Commit(ctx, ct.Store, readVersion, actions)
+		v, err := e.cfg.Committer.Commit(ctx, ct.Store, readVersion, actions)
 		if err == nil {
 			e.commits.Add(1)
+			e.noteInserted(w, v, actions)
 			return nil
 		}
 		// An insert-only transaction on a keyed table conflicts with every concurrent
@@ -417,6 +418,49 @@ func recordRows(rec arrow.RecordBatch, readers []valueReader) ([]gms.Row, error)
 		rows[i] = r
 	}
 	return rows, nil
+}
+
+// noteInserted moves the table's key index to version v when v is the commit w just made on
+// top of the index's version and it added a single file: every key w inserted is in that
+// file, so the index needs no read of it. Other cases are left to the next lookup, which
+// reads the added files' key columns.
+func (e *Engine) noteInserted(w *tableWrites, v int64, actions []txlog.Action) {
+	if len(w.pk) == 0 {
+		return
+	}
+	var added string
+	for _, a := range actions {
+		switch {
+		case a.Add != nil && added == "":
+			added = a.Add.Path
+		case a.Add != nil, a.Remove != nil, a.MetaData != nil:
+			return
+		}
+	}
+	if added == "" {
+		return
+	}
+	e.keysMu.Lock()
+	ki := e.keys[w.table]
+	e.keysMu.Unlock()
+	if ki == nil {
+		return
+	}
+	ki.mu.Lock()
+	defer ki.mu.Unlock()
+	if ki.version != v-1 {
+		return
+	}
+	ki.files[added] = true
+	for k, positions := range w.insertIdx {
+		for _, i := range positions {
+			if !w.dead[i] {
+				ki.keys[k] = added
+				break
+			}
+		}
+	}
+	ki.version = v
 }
 
 // keyIndex maps every primary key of one table version to the file holding it, so an insert

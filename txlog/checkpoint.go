@@ -261,23 +261,7 @@ func CheckpointActions(s *Snapshot, now time.Time) []Action {
 
 // EncodeCheckpoint writes actions as a single-file Parquet checkpoint.
 func EncodeCheckpoint(actions []Action) ([]byte, error) {
-	var rows bytes.Buffer
-	rows.WriteByte('[')
-	for i, a := range actions {
-		if i > 0 {
-			rows.WriteByte(',')
-		}
-		b, err := json.Marshal(checkpointRow(normalizeAction(a)))
-		if err != nil {
-			return nil, fmt.Errorf("txlog: encode checkpoint row %d: %w", i, err)
-		}
-		rows.Write(b)
-	}
-	rows.WriteByte(']')
-	rec, _, err := array.RecordFromJSON(memory.DefaultAllocator, checkpointSchema, &rows)
-	if err != nil {
-		return nil, fmt.Errorf("txlog: build checkpoint: %w", err)
-	}
+	rec := buildCheckpointRecord(actions)
 	defer rec.Release()
 	var buf bytes.Buffer
 	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy), parquet.WithCreatedBy(engineInfo()))
@@ -293,49 +277,6 @@ func EncodeCheckpoint(actions []Action) ([]byte, error) {
 		return nil, fmt.Errorf("txlog: write checkpoint: %w", err)
 	}
 	return buf.Bytes(), nil
-}
-
-// checkpointRow turns an action into the JSON the Arrow JSON reader expects: the action's
-// own JSON with every map[string]string as a list of {"key","value"} entries.
-func checkpointRow(a Action) map[string]any {
-	b, _ := json.Marshal(a)
-	var row map[string]map[string]any
-	_ = json.Unmarshal(b, &row)
-	mapFields := map[string][]string{
-		"add":      {"partitionValues", "tags"},
-		"remove":   {"partitionValues"},
-		"metaData": {"configuration"},
-	}
-	out := map[string]any{}
-	for name, fields := range row {
-		for _, f := range mapFields[name] {
-			if m, ok := fields[f].(map[string]any); ok {
-				fields[f] = mapEntries(m)
-			}
-		}
-		if name == "metaData" {
-			if fm, ok := fields["format"].(map[string]any); ok {
-				if o, ok := fm["options"].(map[string]any); ok {
-					fm["options"] = mapEntries(o)
-				}
-			}
-		}
-		out[name] = fields
-	}
-	return out
-}
-
-func mapEntries(m map[string]any) []map[string]any {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([]map[string]any, 0, len(m))
-	for _, k := range keys {
-		out = append(out, map[string]any{"key": k, "value": m[k]})
-	}
-	return out
 }
 
 // WriteCheckpoint writes <v>.checkpoint.parquet for s and then points _last_checkpoint at
