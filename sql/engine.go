@@ -19,6 +19,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	sqle "github.com/dolthub/go-mysql-server"
 	gms "github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/go-mysql-server/sql/rowexec"
 	"github.com/dolthub/vitess/go/mysql"
 	"github.com/sirupsen/logrus"
 
@@ -54,6 +55,7 @@ type Engine struct {
 	filesConsidered atomic.Int64
 	filesScanned    atomic.Int64
 	commits         atomic.Int64
+	fastLoads       atomic.Int64 // LOAD DATA statements run by the columnar fast path (loaddata.go)
 }
 
 func (e *Engine) countScan(considered, read int) {
@@ -67,6 +69,7 @@ func (e *Engine) Metrics() map[string]int64 {
 		"lakehoused_scan_files_considered_total": e.filesConsidered.Load(),
 		"lakehoused_scan_files_read_total":       e.filesScanned.Load(),
 		"lakehoused_commits_total":               e.commits.Load(),
+		"lakehoused_load_data_fast_total":        e.fastLoads.Load(),
 	}
 }
 
@@ -78,6 +81,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	e := &Engine{cfg: cfg, log: cfg.Logger, keys: map[*catalog.Table]*keyIndex{}}
 	e.provider = newProvider(e)
 	e.sqle = sqle.NewDefault(e.provider)
+	e.sqle.Analyzer.ExecBuilder = rowexec.NewOverrideBuilder(loadBuilder{e})
 	// GMS logs every query error at warning level through the global logrus logger; our
 	// own structured log reports what matters.
 	if !cfg.Logger.Enabled(context.Background(), slog.LevelDebug) {

@@ -77,6 +77,18 @@ func (b *rowBuffer) appendAll(o *rowBuffer) error {
 	return nil
 }
 
+// appendBatch adds a ready Arrow batch (schema b.as, at most chunkRows rows) whose ownership
+// passes to b. LOAD DATA builds its batches column by column and stages them this way.
+func (b *rowBuffer) appendBatch(rec arrow.RecordBatch) error {
+	if err := b.freeze(); err != nil {
+		return err
+	}
+	b.offsets = append(b.offsets, b.n)
+	b.chunks = append(b.chunks, rec)
+	b.n += int(rec.NumRows())
+	return nil
+}
+
 // each calls fn with every row and its index, in order; frozen rows are converted back.
 func (b *rowBuffer) each(fn func(i int, r gms.Row) error) error {
 	for ci, c := range b.chunks {

@@ -1,0 +1,1291 @@
+package sql
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/decimal128"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	gms "github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/go-mysql-server/sql/expression"
+	"github.com/dolthub/go-mysql-server/sql/plan"
+	"github.com/dolthub/go-mysql-server/sql/transform"
+	"github.com/dolthub/go-mysql-server/sql/types"
+	"github.com/dolthub/vitess/go/mysql"
+	"github.com/dolthub/vitess/go/sqltypes"
+	"github.com/shopspring/decimal"
+
+	"github.com/lakehoused/lakehoused/table"
+)
+
+// LOAD DATA fast path. GMS runs LOAD DATA as INSERT … SELECT over a row iterator: every field
+// becomes a boxed string, is converted by the column type (trying layout after layout for
+// dates), checked, and handed to the editor one row at a time. For a simple LOAD DATA into a
+// lakehoused table this builder instead parses the input (one goroutine) and converts each field
+// straight into the Arrow builder of its column (another goroutine), checks keys batch by
+// batch, and stages ready Arrow batches in the statement, exactly where the editor would have
+// put the rows. Anything it does not handle is left to GMS (Build returns nil, nil).
+
+// loadBuilder is installed as the analyzer's exec-builder override.
+type loadBuilder struct{ e *Engine }
+
+func (lb loadBuilder) Build(ctx *gms.Context, n gms.Node, _ gms.Row) (gms.RowIter, error) {
+	ii, ok := n.(*plan.InsertInto)
+	if !ok {
+		return nil, nil
+	}
+	ld, ok := loadDataSource(ii.Source)
+	if !ok {
+		return nil, nil
+	}
+	l, ok := lb.e.prepareLoad(ctx, ii, ld)
+	if !ok {
+		return nil, nil
+	}
+	lb.e.fastLoads.Add(1)
+	return l, nil
+}
+
+// loadDataSource finds the LoadData under the projection the analyzer puts over it, when that
+// projection only passes fields through or fills in column defaults (what the fast path does).
+func loadDataSource(n gms.Node) (*plan.LoadData, bool) {
+	for {
+		switch x := n.(type) {
+		case *plan.LoadData:
+			return x, true
+		case *plan.Project:
+			for _, p := range x.Projections {
+				switch p.(type) {
+				case *expression.GetField, *gms.ColumnDefaultValue, *expression.Literal:
+				default:
+					return nil, false
+				}
+			}
+			n = x.Child
+		default:
+			return nil, false
+		}
+	}
+}
+
+// prepareLoad decides whether the fast path can run the statement and sets it up.
+func (e *Engine) prepareLoad(ctx *gms.Context, ii *plan.InsertInto, ld *plan.LoadData) (*loadIter, bool) {
+	if ld.IsReplace || ii.IsReplace || len(ii.OnDupExprs) > 0 || ii.Returning != nil || len(ii.Checks()) > 0 ||
+		ii.FirstGeneratedAutoIncRowIdx >= 0 {
+		return nil, false
+	}
+	for _, s := range ld.SetExprs {
+		if s != nil {
+			return nil, false
+		}
+	}
+	for _, u := range ld.UserVars {
+		if u != nil {
+			return nil, false
+		}
+	}
+	if len(ld.FieldsTerminatedBy) == 0 || len(ld.LinesTerminatedBy) == 0 || len(ld.FieldsEnclosedBy) > 1 || len(ld.FieldsEscapedBy) > 1 {
+		return nil, false
+	}
+	ins, err := plan.GetInsertable(ii.Destination)
+	if err != nil {
+		return nil, false
+	}
+	t, ok := gms.GetUnderlyingTable(ins).(*Table)
+	if !ok || t.asOf {
+		return nil, false
+	}
+	sch := t.schema.Schema
+	as, err := arrowSchemaOf(t)
+	if err != nil {
+		return nil, false
+	}
+	l := &loadIter{e: e, t: t, ld: ld, as: as, ignore: ld.IsIgnore}
+	l.cols = make([]*colLoad, len(sch))
+	for i, c := range sch {
+		cl, ok := newColLoad(ctx, i, c, as.Field(i).Type)
+		if !ok {
+			return nil, false
+		}
+		// Defaults as the statement resolved them.
+		if j := ld.DestSch.IndexOfColName(c.Name); j >= 0 && ld.DestSch[j].Default != nil {
+			d := ld.DestSch[j].Default
+			refs := false
+			transform.InspectExpr(d, func(x gms.Expression) bool {
+				if _, ok := x.(*expression.GetField); ok {
+					refs = true
+				}
+				return refs
+			})
+			if refs || c.AutoIncrement || c.Generated != nil {
+				return nil, false
+			}
+			v, err := d.Eval(ctx, nil)
+			if err != nil {
+				return nil, false
+			}
+			cl.def, cl.hasDef = v, true
+		} else if c.AutoIncrement || c.Generated != nil {
+			return nil, false
+		}
+		l.cols[i] = cl
+	}
+	names := ld.ColNames
+	if len(names) == 0 {
+		names = make([]string, len(sch))
+		for i, c := range sch {
+			names[i] = c.Name
+		}
+	}
+	for _, name := range names {
+		i := sch.IndexOfColName(name)
+		if i < 0 {
+			return nil, false
+		}
+		l.fieldCol = append(l.fieldCol, i)
+	}
+	if len(t.pkCols) > 0 {
+		l.pk = t.schema.PkOrdinals
+		for _, o := range l.pk {
+			if l.cols[o].key == nil {
+				return nil, false
+			}
+		}
+	}
+	l.opt = csvOptions{fieldTerm: []byte(ld.FieldsTerminatedBy), lineStart: []byte(ld.LinesStartingBy),
+		lineTerm: []byte(ld.LinesTerminatedBy), ignoreRows: ld.IgnoreNum}
+	if ld.FieldsEnclosedBy != "" {
+		l.opt.encl, l.opt.hasEncl = ld.FieldsEnclosedBy[0], true
+	}
+	if ld.FieldsEscapedBy != "" {
+		l.opt.esc, l.opt.hasEsc = ld.FieldsEscapedBy[0], true
+	}
+	return l, true
+}
+
+func arrowSchemaOf(t *Table) (*arrow.Schema, error) {
+	return table.ArrowSchema(t.snap.Schema)
+}
+
+// loadIter runs the load on its first Next and returns the OK result.
+type loadIter struct {
+	e        *Engine
+	t        *Table
+	ld       *plan.LoadData
+	as       *arrow.Schema
+	cols     []*colLoad
+	fieldCol []int // field position → column ordinal
+	pk       []int
+	opt      csvOptions
+	ignore   bool
+	done     bool
+}
+
+func (l *loadIter) Close(*gms.Context) error { return nil }
+
+func (l *loadIter) Next(ctx *gms.Context) (gms.Row, error) {
+	if l.done {
+		return nil, io.EOF
+	}
+	l.done = true
+	n, err := l.run(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return gms.NewRow(types.NewOkResult(n)), nil
+}
+
+// open reads the input the way GMS's LOAD DATA does.
+func (l *loadIter) open(ctx *gms.Context) (io.ReadCloser, error) {
+	if l.ld.Local {
+		_, v, ok := gms.SystemVariables.GetGlobal("local_infile")
+		if !ok {
+			return nil, fmt.Errorf("error: local_infile variable was not found")
+		}
+		if on, _ := v.(int8); on == 0 {
+			return nil, fmt.Errorf("local_infile needs to be set to 1 to use LOCAL")
+		}
+		return ctx.LoadInfile(l.ld.File)
+	}
+	_, dir, ok := gms.SystemVariables.GetGlobal("secure_file_priv")
+	if !ok {
+		return nil, fmt.Errorf("error: secure_file_priv variable was not found")
+	}
+	if err := underSecureFileDir(dir, l.ld.File); err != nil {
+		return nil, gms.ErrLoadDataCannotOpen.New(err.Error())
+	}
+	f, err := os.Open(l.ld.File)
+	if err != nil {
+		return nil, gms.ErrLoadDataCannotOpen.New(err.Error())
+	}
+	return f, nil
+}
+
+// underSecureFileDir is GMS's rowexec.isUnderSecureFileDir.
+func underSecureFileDir(secureFileDir any, file string) error {
+	if secureFileDir == nil || secureFileDir == "" {
+		return nil
+	}
+	sStat, err := os.Stat(secureFileDir.(string))
+	if err != nil {
+		return err
+	}
+	fStat, err := os.Stat(filepath.Dir(file))
+	if err != nil {
+		return err
+	}
+	if os.SameFile(sStat, fStat) {
+		return nil
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return err
+	}
+	dirAbs, _ := filepath.Abs(secureFileDir.(string))
+	if strings.HasPrefix(abs, dirAbs) {
+		return nil
+	}
+	return gms.ErrSecureFilePriv.New()
+}
+
+const loadBatchRecords = 4096
+
+type parsed struct {
+	b   *csvBatch
+	err error
+}
+
+func (l *loadIter) run(ctx *gms.Context) (int, error) {
+	tx := transactionOf(ctx)
+	if tx == nil {
+		return 0, fmt.Errorf("table %s: no transaction for a write", l.t.Name())
+	}
+	if tx.readOnly {
+		return 0, gms.ErrReadOnlyTransaction.New()
+	}
+	w, err := tx.writesFor(l.t)
+	if err != nil {
+		return 0, err
+	}
+	rc, err := l.open(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	w.begin()
+	n, err := l.load(ctx, w, rc)
+	if err != nil {
+		w.discard()
+		return 0, err
+	}
+	if err := w.complete(); err != nil {
+		w.discard()
+		return 0, err
+	}
+	return n, nil
+}
+
+func (l *loadIter) load(ctx *gms.Context, w *tableWrites, rc io.Reader) (int, error) {
+	// Parse in one goroutine, convert in this one; batches are recycled through free.
+	out := make(chan parsed, 4)
+	free := make(chan *csvBatch, 6)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		defer close(out)
+		cr := newCSVReader(rc, l.opt)
+		for {
+			var b *csvBatch
+			select {
+			case b = <-free:
+				b.reset()
+			default:
+				b = &csvBatch{first: []int32{0}}
+			}
+			more, err := cr.next(b, loadBatchRecords)
+			if err != nil {
+				select {
+				case out <- parsed{err: err}:
+				case <-stop:
+				}
+				return
+			}
+			if b.records() > 0 {
+				select {
+				case out <- parsed{b: b}:
+				case <-stop:
+					return
+				}
+			}
+			if !more {
+				return
+			}
+		}
+	}()
+
+	rb := array.NewRecordBuilder(memory.DefaultAllocator, l.as)
+	defer rb.Release()
+	for i, cl := range l.cols {
+		if err := cl.bind(rb.Field(i)); err != nil {
+			return 0, err
+		}
+	}
+	var ki *keyIndex
+	if l.pk != nil {
+		var err error
+		if ki, err = l.e.keyIndexAt(ctx, l.t); err != nil {
+			return 0, err
+		}
+	}
+	cells := make([]cell, len(l.cols))
+	set := make([]bool, len(l.cols))
+	var keyBuf []byte
+	loaded, pending := 0, 0
+	chunk := w.stmt.ins.chunk
+	flush := func() error {
+		if pending == 0 {
+			return nil
+		}
+		rec := rb.NewRecordBatch()
+		pending = 0
+		return w.stmt.ins.appendBatch(rec)
+	}
+	for p := range out {
+		if p.err != nil {
+			return 0, p.err
+		}
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		b := p.b
+		if ki != nil {
+			ki.mu.Lock()
+		}
+		for r := 0; r < b.records(); r++ {
+			line := b.line[r]
+			f0, f1 := int(b.first[r]), int(b.first[r+1])
+			for i := range set {
+				set[i] = false
+			}
+			skip := false
+			for j := 0; j < f1-f0 && j < len(l.fieldCol); j++ {
+				ci := l.fieldCol[j]
+				cl, c := l.cols[ci], &cells[ci]
+				set[ci] = true
+				*c = cell{}
+				k := f0 + j
+				s, e := b.offs[2*k], b.offs[2*k+1]
+				if s < 0 {
+					c.null = true
+					continue
+				}
+				f := b.arena[s:e]
+				if len(f) == 0 && !cl.text {
+					// An empty field of a non-string column reads as the default (GMS).
+					cl.setDefault(c)
+					continue
+				}
+				if ve := cl.parse(f, c); ve != nil {
+					if err := l.bad(ctx, ve, cl, f, line, c); err != nil {
+						if ki != nil {
+							ki.mu.Unlock()
+						}
+						return 0, err
+					} else if ve.skip {
+						skip = true
+						break
+					}
+				}
+			}
+			if skip {
+				continue
+			}
+			for ci, cl := range l.cols {
+				if !set[ci] {
+					cells[ci] = cell{}
+					cl.setDefault(&cells[ci])
+				}
+				if cells[ci].null && !cl.col.Nullable {
+					ve := &valErr{code: mysql.ERBadNullError, state: "23000", msg: fmt.Sprintf("Column '%s' cannot be null at line %d", cl.col.Name, line), skip: true}
+					if !l.ignore {
+						if ki != nil {
+							ki.mu.Unlock()
+						}
+						return 0, ve.sqlError()
+					}
+					ctx.Warn(ve.code, "%s", ve.msg)
+					skip = true
+					break
+				}
+			}
+			if skip {
+				continue
+			}
+			var k string
+			if l.pk != nil {
+				keyBuf = keyBuf[:0]
+				for _, o := range l.pk {
+					keyBuf = l.cols[o].key(keyBuf, &cells[o])
+				}
+				k = string(keyBuf)
+				if l.duplicate(w, ki, k) {
+					msg := fmt.Sprintf("Duplicate entry '%s' for key '%s.PRIMARY' at line %d", l.keyText(cells), l.t.Name(), line)
+					if !l.ignore {
+						ki.mu.Unlock()
+						return 0, mysql.NewSQLError(mysql.ERDupEntry, "23000", "%s", msg)
+					}
+					ctx.Warn(mysql.ERDupEntry, "%s", msg)
+					continue
+				}
+			}
+			for ci, cl := range l.cols {
+				if err := cl.appendCell(&cells[ci]); err != nil {
+					if ki != nil {
+						ki.mu.Unlock()
+					}
+					return 0, fmt.Errorf("column %q at line %d: %w", cl.col.Name, line, err)
+				}
+			}
+			if l.pk != nil {
+				w.stmt.insertKeys[k]++
+				w.stmt.keys = append(w.stmt.keys, k)
+			}
+			loaded++
+			pending++
+			if pending >= chunk {
+				if err := flush(); err != nil {
+					if ki != nil {
+						ki.mu.Unlock()
+					}
+					return 0, err
+				}
+			}
+		}
+		if ki != nil {
+			ki.mu.Unlock()
+		}
+		select {
+		case free <- b:
+		default:
+		}
+	}
+	if err := flush(); err != nil {
+		return 0, err
+	}
+	if loaded > 0 {
+		w.stmt.ops["insert"] = true
+	}
+	return loaded, nil
+}
+
+// duplicate reports whether key k is already live: staged by this statement, inserted earlier
+// in the transaction, or in the pinned snapshot and not deleted since. ki.mu is held.
+func (l *loadIter) duplicate(w *tableWrites, ki *keyIndex, k string) bool {
+	if w.stmt.insertKeys[k] > 0 {
+		return true
+	}
+	if w.ins.len() > 0 {
+		if _, ok, _ := w.livePendingInsert(k); ok {
+			return true
+		}
+	}
+	if w.deletedFromSnapshot(k) > 0 {
+		return false
+	}
+	path, ok := ki.keys[k]
+	if !ok {
+		return false
+	}
+	_, ok = l.t.snap.File(path)
+	return ok
+}
+
+func (l *loadIter) keyText(cells []cell) string {
+	parts := make([]string, len(l.pk))
+	for i, o := range l.pk {
+		parts[i] = l.cols[o].text2(&cells[o])
+	}
+	return strings.Join(parts, "-")
+}
+
+// bad handles a value the column rejects: an error in strict mode; with IGNORE (and LOCAL) a
+// warning, and either the closest valid value (as GMS's INSERT IGNORE does for numbers and
+// strings) or the row is skipped.
+func (l *loadIter) bad(ctx *gms.Context, ve *valErr, cl *colLoad, f []byte, line int64, c *cell) error {
+	ve.msg = fmt.Sprintf("%s for column '%s' at line %d", ve.msg, cl.col.Name, line)
+	if !l.ignore || ve.fatal {
+		return ve.sqlError()
+	}
+	ctx.Warn(ve.code, "%s", ve.msg)
+	if ve.fix != nil {
+		*c = cell{}
+		ve.fix(c)
+		ve.skip = false
+		return nil
+	}
+	ve.skip = true
+	return nil
+}
+
+type valErr struct {
+	code  int
+	state string
+	msg   string
+	fix   func(*cell) // IGNORE: the value stored instead; nil = skip the row
+	skip  bool
+	fatal bool // even with IGNORE (invalid JSON, as in MySQL and GMS)
+}
+
+func (v *valErr) sqlError() error {
+	st := v.state
+	if st == "" {
+		st = "22001"
+		if v.code == mysql.ERTruncatedWrongValueForField {
+			st = "HY000"
+		} else if v.code == mysql.ERWarnDataOutOfRange {
+			st = "22003"
+		}
+	}
+	return mysql.NewSQLError(v.code, st, "%s", v.msg)
+}
+
+func incorrect(kind string, f []byte, fix func(*cell)) *valErr {
+	return &valErr{code: mysql.ERTruncatedWrongValueForField, msg: fmt.Sprintf("Incorrect %s value: '%s'", kind, clip(f)), fix: fix}
+}
+
+func outOfRange(f []byte, fix func(*cell)) *valErr {
+	return &valErr{code: mysql.ERWarnDataOutOfRange, msg: fmt.Sprintf("Out of range value '%s'", clip(f)), fix: fix}
+}
+
+func clip(f []byte) string {
+	if len(f) > 64 {
+		return string(f[:64]) + "…"
+	}
+	return string(f)
+}
+
+// cell is one converted field, typed by its column's kind; v holds a GMS value instead
+// (defaults), appended through the generic appender.
+type cell struct {
+	null  bool
+	boxed bool
+	v     any
+	i     int64
+	u     uint64
+	f     float64
+	s     []byte
+	str   string
+	d     decimal128.Num
+}
+
+type loadKind int
+
+const (
+	kInt loadKind = iota
+	kUint64
+	kFloat32
+	kFloat64
+	kDecimal
+	kString
+	kDate
+	kDatetime
+	kEnum
+	kSet
+	kJSON
+)
+
+// colLoad converts the fields of one column.
+type colLoad struct {
+	ord  int
+	col  *gms.Column
+	kind loadKind
+	text bool // empty fields are empty strings, not the default
+
+	min, max int64 // kInt
+	prec     uint8 // kDecimal
+	scale    int32
+	maxChars int64 // kString; 0 = unchecked
+	dtPrec   int   // kDatetime
+	tmin     time.Time
+	tmax     time.Time
+	enum     gms.EnumType
+	set      gms.SetType
+
+	def    any
+	hasDef bool
+
+	fb      array.Builder
+	app     func(c *cell)
+	generic func(any) error
+	key     func(b []byte, c *cell) []byte
+}
+
+func (cl *colLoad) setDefault(c *cell) {
+	if !cl.hasDef || cl.def == nil {
+		c.null = true
+		return
+	}
+	c.boxed, c.v = true, cl.def
+}
+
+func (cl *colLoad) appendCell(c *cell) error {
+	switch {
+	case c.null:
+		cl.fb.AppendNull()
+	case c.boxed:
+		return cl.generic(c.v)
+	default:
+		cl.app(c)
+	}
+	return nil
+}
+
+// text2 renders a key cell for the duplicate-entry message.
+func (cl *colLoad) text2(c *cell) string {
+	switch {
+	case c.null:
+		return "NULL"
+	case c.boxed:
+		return fmt.Sprint(c.v)
+	}
+	switch cl.kind {
+	case kInt:
+		return strconv.FormatInt(c.i, 10)
+	case kUint64:
+		return strconv.FormatUint(c.u, 10)
+	case kFloat32, kFloat64:
+		return strconv.FormatFloat(c.f, 'g', -1, 64)
+	case kString, kJSON:
+		return string(c.s)
+	case kEnum, kSet:
+		return c.str
+	case kDecimal:
+		return decimal.NewFromBigInt(c.d.BigInt(), -cl.scale).String()
+	case kDate:
+		return time.UnixMicro(c.i).UTC().Format("2006-01-02")
+	case kDatetime:
+		return time.UnixMicro(c.i).UTC().Format("2006-01-02 15:04:05.999999")
+	}
+	return "?"
+}
+
+func newColLoad(ctx *gms.Context, ord int, c *gms.Column, at arrow.DataType) (*colLoad, bool) {
+	cl := &colLoad{ord: ord, col: c}
+	t := c.Type
+	switch t.Type() {
+	case sqltypes.Int8:
+		cl.kind, cl.min, cl.max = kInt, math.MinInt8, math.MaxInt8
+	case sqltypes.Uint8:
+		cl.kind, cl.min, cl.max = kInt, 0, math.MaxUint8
+	case sqltypes.Int16:
+		cl.kind, cl.min, cl.max = kInt, math.MinInt16, math.MaxInt16
+	case sqltypes.Uint16:
+		cl.kind, cl.min, cl.max = kInt, 0, math.MaxUint16
+	case sqltypes.Int24:
+		cl.kind, cl.min, cl.max = kInt, -1<<23, 1<<23-1
+	case sqltypes.Uint24:
+		cl.kind, cl.min, cl.max = kInt, 0, 1<<24-1
+	case sqltypes.Int32:
+		cl.kind, cl.min, cl.max = kInt, math.MinInt32, math.MaxInt32
+	case sqltypes.Uint32:
+		cl.kind, cl.min, cl.max = kInt, 0, math.MaxUint32
+	case sqltypes.Int64:
+		cl.kind, cl.min, cl.max = kInt, math.MinInt64, math.MaxInt64
+	case sqltypes.Uint64:
+		cl.kind = kUint64
+	case sqltypes.Float32:
+		cl.kind = kFloat32
+	case sqltypes.Float64:
+		cl.kind = kFloat64
+	case sqltypes.Decimal:
+		dt := t.(gms.DecimalType)
+		cl.kind, cl.prec, cl.scale = kDecimal, dt.Precision(), int32(dt.Scale())
+	case sqltypes.Char, sqltypes.VarChar, sqltypes.Text:
+		st, ok := t.(gms.StringType)
+		if !ok || types.IsBinaryType(t) {
+			return nil, false
+		}
+		cl.kind, cl.text = kString, true
+		if n := st.MaxCharacterLength(); n > 0 {
+			cl.maxChars = n
+		}
+	case sqltypes.Date, sqltypes.Datetime, sqltypes.Timestamp:
+		dt, ok := t.(gms.DatetimeType)
+		if !ok {
+			return nil, false
+		}
+		cl.kind, cl.tmin, cl.tmax = kDatetime, dt.MinimumTime(), dt.MaximumTime()
+		cl.dtPrec = dt.Precision()
+		if t.Type() == sqltypes.Date {
+			cl.kind = kDate
+		}
+	case sqltypes.Enum:
+		cl.kind, cl.enum = kEnum, t.(gms.EnumType)
+	case sqltypes.Set:
+		cl.kind, cl.set = kSet, t.(gms.SetType)
+	case sqltypes.TypeJSON:
+		cl.kind = kJSON
+	default:
+		return nil, false
+	}
+	// The Arrow type must be the one the column's appender expects.
+	want := map[loadKind][]arrow.Type{
+		kInt:      {arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64, arrow.BOOL},
+		kUint64:   {arrow.DECIMAL128},
+		kFloat32:  {arrow.FLOAT32},
+		kFloat64:  {arrow.FLOAT64},
+		kDecimal:  {arrow.DECIMAL128},
+		kString:   {arrow.STRING},
+		kDate:     {arrow.DATE32},
+		kDatetime: {arrow.TIMESTAMP},
+		kEnum:     {arrow.STRING},
+		kSet:      {arrow.STRING},
+		kJSON:     {arrow.STRING},
+	}[cl.kind]
+	okType := false
+	for _, w := range want {
+		okType = okType || at.ID() == w
+	}
+	if !okType {
+		return nil, false
+	}
+	if ts, ok := at.(*arrow.TimestampType); ok && ts.Unit != arrow.Microsecond {
+		return nil, false
+	}
+	if d, ok := at.(*arrow.Decimal128Type); ok && (cl.kind == kDecimal && d.Scale != cl.scale || cl.kind == kUint64 && d.Scale != 0) {
+		return nil, false
+	}
+	cl.key = keyEncoder(cl)
+	return cl, true
+}
+
+// keyEncoder writes a cell the way appendKeyValue writes the GMS value a scan of the column
+// returns, so keys from a load match keys read back from Parquet.
+func keyEncoder(cl *colLoad) func([]byte, *cell) []byte {
+	boxed := func(b []byte, c *cell) ([]byte, bool) {
+		if c.null {
+			return append(b, 0), true
+		}
+		if c.boxed {
+			return appendKeyValue(b, c.v), true
+		}
+		return b, false
+	}
+	switch cl.kind {
+	case kInt:
+		return func(b []byte, c *cell) []byte {
+			if out, ok := boxed(b, c); ok {
+				return out
+			}
+			return binary.BigEndian.AppendUint64(append(b, 1), uint64(c.i))
+		}
+	case kUint64:
+		return func(b []byte, c *cell) []byte {
+			if out, ok := boxed(b, c); ok {
+				return out
+			}
+			return binary.BigEndian.AppendUint64(append(b, 2), c.u)
+		}
+	case kFloat32, kFloat64:
+		return func(b []byte, c *cell) []byte {
+			if out, ok := boxed(b, c); ok {
+				return out
+			}
+			return binary.BigEndian.AppendUint64(append(b, 3), math.Float64bits(c.f))
+		}
+	case kString:
+		return func(b []byte, c *cell) []byte {
+			if out, ok := boxed(b, c); ok {
+				return out
+			}
+			b = binary.AppendUvarint(append(b, 4), uint64(len(c.s)))
+			return append(b, c.s...)
+		}
+	case kDate, kDatetime:
+		return func(b []byte, c *cell) []byte {
+			if out, ok := boxed(b, c); ok {
+				return out
+			}
+			return binary.BigEndian.AppendUint64(append(b, 6), uint64(c.i))
+		}
+	case kDecimal:
+		scale := cl.scale
+		return func(b []byte, c *cell) []byte {
+			if out, ok := boxed(b, c); ok {
+				return out
+			}
+			return appendKeyValue(b, decimal.NewFromBigInt(c.d.BigInt(), -scale))
+		}
+	case kEnum:
+		return func(b []byte, c *cell) []byte {
+			if out, ok := boxed(b, c); ok {
+				return out
+			}
+			return binary.BigEndian.AppendUint64(append(b, 1), uint64(c.i))
+		}
+	}
+	return nil // SET and JSON keys: left to GMS
+}
+
+// bind attaches the column to its builder in the statement's record builder.
+func (cl *colLoad) bind(fb array.Builder) error {
+	cl.fb = fb
+	g, err := appenderFor(fb, cl.col.Type)
+	if err != nil {
+		return err
+	}
+	cl.generic = g
+	switch b := fb.(type) {
+	case *array.Int8Builder:
+		cl.app = func(c *cell) { b.Append(int8(c.i)) }
+	case *array.Int16Builder:
+		cl.app = func(c *cell) { b.Append(int16(c.i)) }
+	case *array.Int32Builder:
+		cl.app = func(c *cell) { b.Append(int32(c.i)) }
+	case *array.Int64Builder:
+		cl.app = func(c *cell) { b.Append(c.i) }
+	case *array.BooleanBuilder:
+		cl.app = func(c *cell) { b.Append(c.i != 0) }
+	case *array.Float32Builder:
+		cl.app = func(c *cell) { b.Append(float32(c.f)) }
+	case *array.Float64Builder:
+		cl.app = func(c *cell) { b.Append(c.f) }
+	case *array.Decimal128Builder:
+		if cl.kind == kUint64 {
+			cl.app = func(c *cell) { b.Append(decimal128.FromU64(c.u)) }
+		} else {
+			cl.app = func(c *cell) { b.Append(c.d) }
+		}
+	case *array.StringBuilder:
+		if cl.kind == kString || cl.kind == kJSON {
+			cl.app = func(c *cell) { b.BinaryBuilder.Append(c.s) }
+		} else {
+			cl.app = func(c *cell) { b.Append(c.str) }
+		}
+	case *array.Date32Builder:
+		cl.app = func(c *cell) { b.Append(arrow.Date32(c.i / (86400 * 1e6))) }
+	case *array.TimestampBuilder:
+		cl.app = func(c *cell) { b.Append(arrow.Timestamp(c.i)) }
+	default:
+		return fmt.Errorf("LOAD DATA: no loader for Arrow type %s", fb.Type())
+	}
+	return nil
+}
+
+func ustr(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// parseDigits reads an optionally signed decimal integer; ok=false if b is not one,
+// overflow if it does not fit an int64.
+func parseDigits(b []byte) (v int64, ok, overflow bool) {
+	if len(b) == 0 {
+		return 0, false, false
+	}
+	neg := false
+	switch b[0] {
+	case '-':
+		neg = true
+		b = b[1:]
+	case '+':
+		b = b[1:]
+	}
+	if len(b) == 0 {
+		return 0, false, false
+	}
+	var u uint64
+	for _, ch := range b {
+		if ch < '0' || ch > '9' {
+			return 0, false, false
+		}
+		if u > (math.MaxUint64-9)/10 {
+			overflow = true
+			continue
+		}
+		u = u*10 + uint64(ch-'0')
+	}
+	if overflow {
+		return 0, true, true
+	}
+	if neg {
+		if u > 1<<63 {
+			return math.MinInt64, true, true
+		}
+		return -int64(u), true, false
+	}
+	if u > math.MaxInt64 {
+		return math.MaxInt64, true, true
+	}
+	return int64(u), true, false
+}
+
+func (cl *colLoad) parse(raw []byte, c *cell) *valErr {
+	switch cl.kind {
+	case kInt:
+		f := trimSpace(raw)
+		v, ok, over := parseDigits(f)
+		if !ok {
+			// MySQL accepts numbers with a fraction or exponent and rounds them.
+			x, err := strconv.ParseFloat(ustr(f), 64)
+			if err != nil && !isRangeErr(err) {
+				return incorrect("integer", raw, func(c *cell) { c.i = 0 })
+			}
+			x = math.Round(x)
+			if x < float64(cl.min) || x > float64(cl.max) {
+				lo, hi := cl.min, cl.max
+				return outOfRange(raw, func(c *cell) {
+					if x < 0 {
+						c.i = lo
+					} else {
+						c.i = hi
+					}
+				})
+			}
+			c.i = int64(x)
+			return nil
+		}
+		if over || v < cl.min || v > cl.max {
+			neg := len(f) > 0 && f[0] == '-'
+			lo, hi := cl.min, cl.max
+			return outOfRange(raw, func(c *cell) {
+				if neg {
+					c.i = lo
+				} else {
+					c.i = hi
+				}
+			})
+		}
+		c.i = v
+	case kUint64:
+		f := trimSpace(raw)
+		u, err := strconv.ParseUint(ustr(f), 10, 64)
+		if err != nil {
+			if isRangeErr(err) {
+				return outOfRange(raw, func(c *cell) { c.u = math.MaxUint64 })
+			}
+			if v, ok, _ := parseDigits(f); ok && v < 0 {
+				return outOfRange(raw, func(c *cell) { c.u = 0 })
+			}
+			x, ferr := strconv.ParseFloat(ustr(f), 64)
+			if ferr != nil {
+				return incorrect("integer", raw, func(c *cell) { c.u = 0 })
+			}
+			x = math.Round(x)
+			if x < 0 || x >= math.MaxUint64 {
+				return outOfRange(raw, func(c *cell) {
+					if x < 0 {
+						c.u = 0
+					} else {
+						c.u = math.MaxUint64
+					}
+				})
+			}
+			u = uint64(x)
+		}
+		c.u = u
+	case kFloat32, kFloat64:
+		f := trimSpace(raw)
+		x, err := strconv.ParseFloat(ustr(f), 64)
+		if err != nil {
+			if isRangeErr(err) {
+				return outOfRange(raw, func(c *cell) { c.f = x })
+			}
+			return incorrect("double", raw, func(c *cell) { c.f = 0 })
+		}
+		if cl.kind == kFloat32 && math.Abs(x) > math.MaxFloat32 {
+			return outOfRange(raw, func(c *cell) { c.f = math.Copysign(math.MaxFloat32, x) })
+		}
+		if cl.kind == kFloat32 {
+			x = float64(float32(x))
+		}
+		c.f = x
+	case kDecimal:
+		return cl.parseDecimal(raw, c)
+	case kString:
+		if cl.maxChars > 0 && int64(len(raw)) > cl.maxChars {
+			if n := int64(utf8.RuneCount(raw)); n > cl.maxChars {
+				max := cl.maxChars
+				return &valErr{code: mysql.ERDataTooLong, msg: fmt.Sprintf("Data too long (%d characters, at most %d)", n, max),
+					fix: func(c *cell) { c.s = truncateRunes(raw, max) }}
+			}
+		}
+		c.s = raw
+	case kDate:
+		us, ok := parseDateTime(trimSpace(raw), 0)
+		if !ok {
+			return incorrect("date", raw, nil)
+		}
+		// A DATE keeps the day.
+		us -= floorMod(us, 86400*1e6)
+		if us < cl.tmin.UnixMicro() || us > cl.tmax.UnixMicro() {
+			return outOfRange(raw, nil)
+		}
+		c.i = us
+	case kDatetime:
+		us, ok := parseDateTime(trimSpace(raw), cl.dtPrec)
+		if !ok {
+			return incorrect("datetime", raw, nil)
+		}
+		if us < cl.tmin.UnixMicro() || us > cl.tmax.UnixMicro() {
+			return outOfRange(raw, nil)
+		}
+		c.i = us
+	case kEnum:
+		s := string(raw)
+		idx := cl.enum.IndexOf(s)
+		if idx < 0 {
+			if v, ok, _ := parseDigits(trimSpace(raw)); ok && v >= 1 && v <= int64(cl.enum.NumberOfElements()) {
+				idx = int(v)
+			}
+		}
+		if idx < 0 {
+			return incorrect("enum", raw, nil)
+		}
+		c.i = int64(idx)
+		c.str, _ = cl.enum.At(idx)
+	case kSet:
+		v, _, err := cl.set.Convert(context.Background(), string(raw))
+		if err != nil {
+			return incorrect("set", raw, nil)
+		}
+		bits, _ := v.(uint64)
+		s, err := cl.set.BitsToString(bits)
+		if err != nil {
+			return incorrect("set", raw, nil)
+		}
+		c.u, c.str = bits, s
+	case kJSON:
+		var x any
+		if err := json.Unmarshal(raw, &x); err != nil {
+			return &valErr{code: 3140, state: "22032", msg: fmt.Sprintf("Invalid JSON text: %q", clip(raw)), fatal: true}
+		}
+		out, err := json.Marshal(x)
+		if err != nil {
+			return &valErr{code: 3140, state: "22032", msg: fmt.Sprintf("Invalid JSON text: %v", err), fatal: true}
+		}
+		c.s = out
+	}
+	return nil
+}
+
+func isRangeErr(err error) bool {
+	ne, ok := err.(*strconv.NumError)
+	return ok && ne.Err == strconv.ErrRange
+}
+
+func floorMod(a, b int64) int64 {
+	m := a % b
+	if m < 0 {
+		m += b
+	}
+	return m
+}
+
+func truncateRunes(b []byte, n int64) []byte {
+	i := 0
+	for k := int64(0); k < n && i < len(b); k++ {
+		_, sz := utf8.DecodeRune(b[i:])
+		i += sz
+	}
+	return b[:i]
+}
+
+var pow10 = func() [19]int64 {
+	var p [19]int64
+	p[0] = 1
+	for i := 1; i < 19; i++ {
+		p[i] = p[i-1] * 10
+	}
+	return p
+}()
+
+// parseDecimal reads a decimal exactly, rounding half away from zero to the column's scale.
+func (cl *colLoad) parseDecimal(raw []byte, c *cell) *valErr {
+	f := trimSpace(raw)
+	zero := func(c *cell) { c.d = decimal128.Num{} }
+	neg := false
+	b := f
+	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
+		neg = b[0] == '-'
+		b = b[1:]
+	}
+	dot := -1
+	simple := len(b) > 0
+	for i, ch := range b {
+		if ch == '.' && dot < 0 {
+			dot = i
+			continue
+		}
+		if ch < '0' || ch > '9' {
+			simple = false
+			break
+		}
+	}
+	intDigits := b
+	var frac []byte
+	if dot >= 0 {
+		intDigits, frac = b[:dot], b[dot+1:]
+	}
+	if simple && len(intDigits)+len(frac) == 0 {
+		simple = false
+	}
+	scale := int(cl.scale)
+	if simple {
+		for len(intDigits) > 0 && intDigits[0] == '0' {
+			intDigits = intDigits[1:]
+		}
+		if len(intDigits) > int(cl.prec)-scale {
+			return outOfRange(raw, zero)
+		}
+		if len(intDigits)+scale <= 17 {
+			var u int64
+			for _, ch := range intDigits {
+				u = u*10 + int64(ch-'0')
+			}
+			for i := 0; i < scale; i++ {
+				u *= 10
+				if i < len(frac) {
+					u += int64(frac[i] - '0')
+				}
+			}
+			if len(frac) > scale && frac[scale] >= '5' {
+				u++
+			}
+			if u >= pow10[int(cl.prec)] && int(cl.prec) < 19 {
+				return outOfRange(raw, zero)
+			}
+			if neg {
+				u = -u
+			}
+			c.d = decimal128.FromI64(u)
+			return nil
+		}
+	}
+	d, err := decimal.NewFromString(ustr(f))
+	if err != nil {
+		return incorrect("decimal", raw, zero)
+	}
+	d = d.Round(int32(scale))
+	limit := decimal.New(1, int32(cl.prec)-int32(scale))
+	if d.Abs().Cmp(limit) >= 0 {
+		return outOfRange(raw, zero)
+	}
+	bi := d.Shift(int32(scale)).BigInt()
+	if bi.BitLen() > 126 {
+		return outOfRange(raw, zero)
+	}
+	c.d = decimal128.FromBigInt(new(big.Int).Set(bi))
+	return nil
+}
+
+// parseDateTime reads YYYY-MM-DD[( |T)hh:mm:ss[.ffffff]] (also with one-digit month, day and
+// time parts) as microseconds since the epoch, UTC, rounded to prec fractional digits.
+func parseDateTime(b []byte, prec int) (int64, bool) {
+	p := 0
+	num := func(maxDigits int) (int, bool) {
+		s := p
+		v := 0
+		for p < len(b) && p-s < maxDigits && b[p] >= '0' && b[p] <= '9' {
+			v = v*10 + int(b[p]-'0')
+			p++
+		}
+		return v, p > s
+	}
+	sep := func(ch byte) bool {
+		if p < len(b) && b[p] == ch {
+			p++
+			return true
+		}
+		return false
+	}
+	y, ok := num(4)
+	if !ok || p != 4 || !sep('-') {
+		return 0, false
+	}
+	mo, ok := num(2)
+	if !ok || !sep('-') {
+		return 0, false
+	}
+	d, ok := num(2)
+	if !ok {
+		return 0, false
+	}
+	var h, mi, s, us int
+	if p < len(b) {
+		if b[p] != ' ' && b[p] != 'T' {
+			return 0, false
+		}
+		p++
+		if h, ok = num(2); !ok || !sep(':') {
+			return 0, false
+		}
+		if mi, ok = num(2); !ok || !sep(':') {
+			return 0, false
+		}
+		if s, ok = num(2); !ok {
+			return 0, false
+		}
+		if sep('.') {
+			st := p
+			frac := 0
+			for p < len(b) && b[p] >= '0' && b[p] <= '9' {
+				if p-st < 7 {
+					frac = frac*10 + int(b[p]-'0')
+				}
+				p++
+			}
+			n := p - st
+			if n == 0 {
+				return 0, false
+			}
+			if n > 7 {
+				n = 7
+			}
+			// frac has n (≤7) digits; keep 7 to round to micro below.
+			for ; n < 7; n++ {
+				frac *= 10
+			}
+			us = frac // tenths of a microsecond
+		}
+		if p != len(b) {
+			return 0, false
+		}
+	}
+	if mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 59 {
+		return 0, false
+	}
+	if d > daysIn(time.Month(mo), y) {
+		return 0, false
+	}
+	// Round the fraction (tenths of µs) to prec digits, half up.
+	unit := int(pow10[7-prec])
+	us = (us + unit/2) / unit * unit / 10
+	t := time.Date(y, time.Month(mo), d, h, mi, s, 0, time.UTC)
+	return t.UnixMicro() + int64(us), true
+}
+
+func daysIn(m time.Month, y int) int {
+	return time.Date(y, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
+}
