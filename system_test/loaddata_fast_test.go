@@ -174,7 +174,10 @@ func TestLoadDataFastPath(t *testing.T) {
 		e.expect("SELECT COUNT(*) FROM ty WHERE id = 2 AND ti IS NULL AND dm IS NULL AND dt IS NULL AND j IS NULL AND e IS NULL", "1")
 
 		// Strict: a bad value fails the statement, naming line, column and value; nothing is loaded.
-		for _, c := range []struct{ col, val string; code uint16 }{
+		for _, c := range []struct {
+			col, val string
+			code     uint16
+		}{
 			{"ti", "128", 1264}, {"tu", "-1", 1264}, {"iu", "abc", 1366}, {"bu", "18446744073709551616", 1264},
 			{"dm", "12345.6", 1264}, {"dm", "1x", 1366}, {"c", "abcd", 1406}, {"dt", "2023-02-29", 1366},
 			{"ts", "2024-01-01 25:00:00", 1366}, {"e", "blue", 1366}, {"st", "z", 1366}, {"j", "{bad", 3140},
