@@ -202,7 +202,11 @@ func (l *loadIter) Next(ctx *gms.Context) (gms.Row, error) {
 		return nil, io.EOF
 	}
 	l.done = true
+	st := time.Now()
 	n, err := l.run(ctx)
+	if os.Getenv("LDDEBUG") != "" {
+		fmt.Fprintf(os.Stderr, "LOAD %d rows in %v\n", n, time.Since(st))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -292,6 +296,10 @@ func (l *loadIter) run(ctx *gms.Context) (int, error) {
 		w.discard()
 		return 0, err
 	}
+	if len(w.insertIdx) == 0 && len(w.stmt.keys) > 0 {
+		// Sized once: growing a map of millions of keys step by step costs more than filling it.
+		w.insertIdx = make(map[string][]int, len(w.stmt.keys))
+	}
 	if err := w.complete(); err != nil {
 		w.discard()
 		return 0, err
@@ -354,6 +362,10 @@ func (l *loadIter) load(ctx *gms.Context, w *tableWrites, rc io.Reader) (int, er
 	cells := make([]cell, len(l.cols))
 	set := make([]bool, len(l.cols))
 	var keyBuf []byte
+	ks := keySet{src: &w.stmt.keys}
+	if len(w.stmt.keys) > 0 {
+		ks.build()
+	}
 	loaded, pending := 0, 0
 	chunk := w.stmt.ins.chunk
 	flush := func() error {
@@ -441,8 +453,8 @@ func (l *loadIter) load(ctx *gms.Context, w *tableWrites, rc io.Reader) (int, er
 				for _, o := range l.pk {
 					keyBuf = l.cols[o].key(keyBuf, &cells[o])
 				}
-				k = string(keyBuf)
-				if l.duplicate(w, ki, k) {
+				k = ks.intern(keyBuf)
+				if l.duplicate(w, ki, &ks, k) {
 					msg := fmt.Sprintf("Duplicate entry '%s' for key '%s.PRIMARY' at line %d", l.keyText(cells), l.t.Name(), line)
 					if !l.ignore {
 						ki.mu.Unlock()
@@ -461,7 +473,7 @@ func (l *loadIter) load(ctx *gms.Context, w *tableWrites, rc io.Reader) (int, er
 				}
 			}
 			if l.pk != nil {
-				w.stmt.insertKeys[k]++
+				ks.add(k)
 				w.stmt.keys = append(w.stmt.keys, k)
 			}
 			loaded++
@@ -494,8 +506,8 @@ func (l *loadIter) load(ctx *gms.Context, w *tableWrites, rc io.Reader) (int, er
 
 // duplicate reports whether key k is already live: staged by this statement, inserted earlier
 // in the transaction, or in the pinned snapshot and not deleted since. ki.mu is held.
-func (l *loadIter) duplicate(w *tableWrites, ki *keyIndex, k string) bool {
-	if w.stmt.insertKeys[k] > 0 {
+func (l *loadIter) duplicate(w *tableWrites, ki *keyIndex, ks *keySet, k string) bool {
+	if ks.has(k) {
 		return true
 	}
 	if w.ins.len() > 0 {
@@ -512,6 +524,63 @@ func (l *loadIter) duplicate(w *tableWrites, ki *keyIndex, k string) bool {
 	}
 	_, ok = l.t.snap.File(path)
 	return ok
+}
+
+// keySet holds the keys this statement loaded. Input sorted by key (the usual bulk load) needs
+// no set at all: a key greater than every earlier one (encoded keys compare as bytes) is new.
+// The set is built only once the keys stop ascending. Key strings live in large shared
+// arenas instead of one allocation each.
+type keySet struct {
+	src   *[]string // every key loaded so far, in order (the statement's staged keys)
+	max   string
+	set   map[string]struct{}
+	arena []byte
+}
+
+func (s *keySet) intern(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if len(s.arena)+len(b) > cap(s.arena) {
+		s.arena = make([]byte, 0, max(1<<20, len(b)))
+	}
+	st := len(s.arena)
+	s.arena = append(s.arena, b...)
+	return unsafe.String(&s.arena[st], len(b))
+}
+
+func (s *keySet) ascending(k string) bool {
+	return s.set == nil && (len(*s.src) == 0 || k > s.max)
+}
+
+func (s *keySet) build() {
+	s.set = make(map[string]struct{}, 2*len(*s.src))
+	for _, x := range *s.src {
+		s.set[x] = struct{}{}
+	}
+}
+
+func (s *keySet) has(k string) bool {
+	if s.ascending(k) {
+		return false
+	}
+	if s.set == nil {
+		s.build()
+	}
+	_, ok := s.set[k]
+	return ok
+}
+
+// add records k; call before k is appended to *src.
+func (s *keySet) add(k string) {
+	if s.ascending(k) {
+		s.max = k
+		return
+	}
+	if s.set == nil {
+		s.build()
+	}
+	s.set[k] = struct{}{}
 }
 
 func (l *loadIter) keyText(cells []cell) string {
