@@ -1345,16 +1345,39 @@ func parseDateTime(b []byte, prec int) (int64, bool) {
 	if mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 59 {
 		return 0, false
 	}
-	if d > daysIn(time.Month(mo), y) {
+	if d > daysIn(mo, y) {
 		return 0, false
 	}
 	// Round the fraction (tenths of µs) to prec digits, half up.
 	unit := int(pow10[7-prec])
 	us = (us + unit/2) / unit * unit / 10
-	t := time.Date(y, time.Month(mo), d, h, mi, s, 0, time.UTC)
-	return t.UnixMicro() + int64(us), true
+	secs := daysFromCivil(y, mo, d)*86400 + int64(h*3600+mi*60+s)
+	return secs*1e6 + int64(us), true
 }
 
-func daysIn(m time.Month, y int) int {
-	return time.Date(y, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
+var monthDays = [13]int{0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
+
+func daysIn(m, y int) int {
+	if m == 2 && y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+		return 29
+	}
+	return monthDays[m]
+}
+
+// daysFromCivil is the number of days from 1970-01-01 to y-m-d in the proleptic Gregorian
+// calendar (Howard Hinnant's algorithm).
+func daysFromCivil(y, m, d int) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y
+	if era < 0 {
+		era -= 399
+	}
+	era /= 400
+	yoe := y - era*400
+	mp := (m + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return int64(era)*146097 + int64(doe) - 719468
 }

@@ -120,10 +120,10 @@ func (c *csvReader) next(b *csvBatch, max int) (bool, error) {
 			if err != nil {
 				return false, err
 			}
-			if !more {
+			if !more && c.pos >= c.end {
 				return b.records() > 0, nil
 			}
-			continue
+			continue // at EOF, the rest is the last record
 		}
 		c.pos += n
 		c.line++
