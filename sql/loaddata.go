@@ -202,11 +202,7 @@ func (l *loadIter) Next(ctx *gms.Context) (gms.Row, error) {
 		return nil, io.EOF
 	}
 	l.done = true
-	st := time.Now()
 	n, err := l.run(ctx)
-	if os.Getenv("LDDEBUG") != "" {
-		fmt.Fprintf(os.Stderr, "LOAD %d rows in %v\n", n, time.Since(st))
-	}
 	if err != nil {
 		return nil, err
 	}
