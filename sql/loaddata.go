@@ -1014,7 +1014,7 @@ func (cl *colLoad) parse(raw []byte, c *cell) *valErr {
 		if !ok {
 			// MySQL accepts numbers with a fraction or exponent and rounds them.
 			x, err := strconv.ParseFloat(ustr(f), 64)
-			if err != nil && !isRangeErr(err) {
+			if err != nil && !isRangeErr(err) || math.IsNaN(x) || math.IsInf(x, 0) && err == nil {
 				return incorrect("integer", raw, func(c *cell) { c.i = 0 })
 			}
 			x = math.Round(x)
@@ -1054,7 +1054,7 @@ func (cl *colLoad) parse(raw []byte, c *cell) *valErr {
 				return outOfRange(raw, func(c *cell) { c.u = 0 })
 			}
 			x, ferr := strconv.ParseFloat(ustr(f), 64)
-			if ferr != nil {
+			if ferr != nil || math.IsNaN(x) || math.IsInf(x, 0) {
 				return incorrect("integer", raw, func(c *cell) { c.u = 0 })
 			}
 			x = math.Round(x)
@@ -1075,8 +1075,12 @@ func (cl *colLoad) parse(raw []byte, c *cell) *valErr {
 		x, err := strconv.ParseFloat(ustr(f), 64)
 		if err != nil {
 			if isRangeErr(err) {
-				return outOfRange(raw, func(c *cell) { c.f = x })
+				// ±Inf for overflow, 0 for underflow.
+				return outOfRange(raw, func(c *cell) { c.f = math.Max(-math.MaxFloat64, math.Min(math.MaxFloat64, x)) })
 			}
+			return incorrect("double", raw, func(c *cell) { c.f = 0 })
+		}
+		if math.IsNaN(x) || math.IsInf(x, 0) { // "nan", "inf": not numbers in MySQL
 			return incorrect("double", raw, func(c *cell) { c.f = 0 })
 		}
 		if cl.kind == kFloat32 && math.Abs(x) > math.MaxFloat32 {
