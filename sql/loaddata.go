@@ -287,23 +287,74 @@ func (l *loadIter) run(ctx *gms.Context) (int, error) {
 	}
 	defer rc.Close()
 	w.begin()
-	n, err := l.load(ctx, w, rc)
+	n, idx, err := l.load(ctx, w, rc)
 	if err != nil {
 		w.discard()
 		return 0, err
 	}
-	if len(w.insertIdx) == 0 && len(w.stmt.keys) > 0 {
-		// Sized once: growing a map of millions of keys step by step costs more than filling it.
-		w.insertIdx = make(map[string][]int, len(w.stmt.keys))
-	}
+	// The transaction's key → position index for the loaded rows was built while loading
+	// (see indexKeys); complete must not index them again.
+	w.stmt.keys = nil
 	if err := w.complete(); err != nil {
 		w.discard()
 		return 0, err
 	}
+	if len(w.insertIdx) == 0 {
+		w.insertIdx = idx
+	} else {
+		for k, pos := range idx {
+			w.insertIdx[k] = append(w.insertIdx[k], pos...)
+		}
+	}
 	return n, nil
 }
 
-func (l *loadIter) load(ctx *gms.Context, w *tableWrites, rc io.Reader) (int, error) {
+// keyRun is a run of keys of consecutive loaded rows, the first at statement position start.
+type keyRun struct {
+	start int
+	keys  []string
+}
+
+// indexKeys builds, in its own goroutine, the map from key to position in the transaction's
+// inserted rows (base = rows inserted before this statement) that tableWrites.complete would
+// otherwise build after the load. Positions share backing arrays (capacity-limited slices, so
+// a later append copies) instead of one allocation per key.
+func indexKeys(base int, in <-chan keyRun, out chan<- map[string][]int) {
+	m := make(map[string][]int, 1<<16)
+	var back []int
+	for r := range in {
+		for j, k := range r.keys {
+			if len(back) == cap(back) {
+				back = make([]int, 0, 1<<16)
+			}
+			back = append(back, base+r.start+j)
+			i := len(back) - 1
+			if prev, ok := m[k]; ok { // only if keys repeat (they cannot here), kept for safety
+				m[k] = append(prev, back[i])
+				continue
+			}
+			m[k] = back[i : i+1 : i+1]
+		}
+	}
+	out <- m
+}
+
+func (l *loadIter) load(ctx *gms.Context, w *tableWrites, rc io.Reader) (n int, idx map[string][]int, err error) {
+	var keyCh chan keyRun
+	var idxCh chan map[string][]int
+	if l.pk != nil {
+		keyCh, idxCh = make(chan keyRun, 8), make(chan map[string][]int, 1)
+		go indexKeys(w.ins.len(), keyCh, idxCh)
+	}
+	n, err = l.convert(ctx, w, rc, keyCh)
+	if keyCh != nil {
+		close(keyCh)
+		idx = <-idxCh
+	}
+	return n, idx, err
+}
+
+func (l *loadIter) convert(ctx *gms.Context, w *tableWrites, rc io.Reader, keyCh chan<- keyRun) (int, error) {
 	// Parse in one goroutine, convert in this one; batches are recycled through free.
 	out := make(chan parsed, 4)
 	free := make(chan *csvBatch, 6)
@@ -358,6 +409,7 @@ func (l *loadIter) load(ctx *gms.Context, w *tableWrites, rc io.Reader) (int, er
 	cells := make([]cell, len(l.cols))
 	set := make([]bool, len(l.cols))
 	var keyBuf []byte
+	sent := 0 // keys already handed to the indexer
 	ks := keySet{src: &w.stmt.keys}
 	if len(w.stmt.keys) > 0 {
 		ks.build()
@@ -485,6 +537,10 @@ func (l *loadIter) load(ctx *gms.Context, w *tableWrites, rc io.Reader) (int, er
 		}
 		if ki != nil {
 			ki.mu.Unlock()
+		}
+		if keyCh != nil && len(w.stmt.keys) > sent {
+			keyCh <- keyRun{start: sent, keys: w.stmt.keys[sent:len(w.stmt.keys):len(w.stmt.keys)]}
+			sent = len(w.stmt.keys)
 		}
 		select {
 		case free <- b:
