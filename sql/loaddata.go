@@ -422,6 +422,9 @@ func (l *loadIter) convert(ctx *gms.Context, w *tableWrites, rc io.Reader, keyCh
 		}
 		rec := rb.NewRecordBatch()
 		pending = 0
+		for i := range l.cols {
+			rb.Field(i).Reserve(chunk)
+		}
 		return w.stmt.ins.appendBatch(rec)
 	}
 	for p := range out {
@@ -446,7 +449,7 @@ func (l *loadIter) convert(ctx *gms.Context, w *tableWrites, rc io.Reader, keyCh
 				ci := l.fieldCol[j]
 				cl, c := l.cols[ci], &cells[ci]
 				set[ci] = true
-				*c = cell{}
+				c.null, c.boxed = false, false // the parser sets the fields of its kind
 				k := f0 + j
 				s, e := b.offs[2*k], b.offs[2*k+1]
 				if s < 0 {
