@@ -379,6 +379,7 @@ func (l *loadIter) convert(ctx *gms.Context, w *tableWrites, rc io.Reader, keyCh
 				}
 				return
 			}
+			l.parseCells(b)
 			if b.records() > 0 {
 				select {
 				case out <- parsed{b: b}:
@@ -406,8 +407,6 @@ func (l *loadIter) convert(ctx *gms.Context, w *tableWrites, rc io.Reader, keyCh
 			return 0, err
 		}
 	}
-	cells := make([]cell, len(l.cols))
-	set := make([]bool, len(l.cols))
 	var keyBuf []byte
 	sent := 0 // keys already handed to the indexer
 	ks := keySet{src: &w.stmt.keys}
@@ -438,47 +437,35 @@ func (l *loadIter) convert(ctx *gms.Context, w *tableWrites, rc io.Reader, keyCh
 		if ki != nil {
 			ki.mu.Lock()
 		}
+		ncol := len(l.cols)
 		for r := 0; r < b.records(); r++ {
 			line := b.line[r]
+			cells, errs := b.cells[r*ncol:(r+1)*ncol], b.errs[r*ncol:(r+1)*ncol]
 			f0, f1 := int(b.first[r]), int(b.first[r+1])
-			for i := range set {
-				set[i] = false
-			}
 			skip := false
 			for j := 0; j < f1-f0 && j < len(l.fieldCol); j++ {
 				ci := l.fieldCol[j]
-				cl, c := l.cols[ci], &cells[ci]
-				set[ci] = true
-				c.null, c.boxed = false, false // the parser sets the fields of its kind
+				ve := errs[ci]
+				if ve == nil {
+					continue
+				}
 				k := f0 + j
-				s, e := b.offs[2*k], b.offs[2*k+1]
-				if s < 0 {
-					c.null = true
-					continue
-				}
-				f := b.arena[s:e]
-				if len(f) == 0 && !cl.text {
-					// An empty field of a non-string column reads as the default (GMS).
-					cl.setDefault(c)
-					continue
-				}
-				if ve := cl.parse(f, c); ve != nil {
-					if err := l.bad(ctx, ve, cl, f, line, c); err != nil {
-						if ki != nil {
-							ki.mu.Unlock()
-						}
-						return 0, err
-					} else if ve.skip {
-						skip = true
-						break
+				f := b.arena[b.offs[2*k]:b.offs[2*k+1]]
+				if err := l.bad(ctx, ve, l.cols[ci], f, line, &cells[ci]); err != nil {
+					if ki != nil {
+						ki.mu.Unlock()
 					}
+					return 0, err
+				} else if ve.skip {
+					skip = true
+					break
 				}
 			}
 			if skip {
 				continue
 			}
 			for ci, cl := range l.cols {
-				if !set[ci] {
+				if !cells[ci].set {
 					cells[ci] = cell{}
 					cl.setDefault(&cells[ci])
 				}
@@ -557,6 +544,44 @@ func (l *loadIter) convert(ctx *gms.Context, w *tableWrites, rc io.Reader, keyCh
 		w.stmt.ops["insert"] = true
 	}
 	return loaded, nil
+}
+
+// parseCells converts the fields of every record of b into b.cells (records × columns), in the
+// parser's goroutine; a rejected value leaves its error in b.errs for the converter, which
+// alone may warn or fail the statement.
+func (l *loadIter) parseCells(b *csvBatch) {
+	ncol := len(l.cols)
+	n := b.records() * ncol
+	if cap(b.cells) < n {
+		b.cells, b.errs = make([]cell, n), make([]*valErr, n)
+	}
+	b.cells, b.errs = b.cells[:n], b.errs[:n]
+	for r := 0; r < b.records(); r++ {
+		cells, errs := b.cells[r*ncol:(r+1)*ncol], b.errs[r*ncol:(r+1)*ncol]
+		for ci := range cells {
+			cells[ci].set = false
+			errs[ci] = nil
+		}
+		f0, f1 := int(b.first[r]), int(b.first[r+1])
+		for j := 0; j < f1-f0 && j < len(l.fieldCol); j++ {
+			ci := l.fieldCol[j]
+			cl, c := l.cols[ci], &cells[ci]
+			c.set, c.null, c.boxed = true, false, false // parse sets the fields of its kind
+			k := f0 + j
+			st, e := b.offs[2*k], b.offs[2*k+1]
+			if st < 0 {
+				c.null = true
+				continue
+			}
+			f := b.arena[st:e]
+			if len(f) == 0 && !cl.text {
+				// An empty field of a non-string column reads as the default (GMS).
+				cl.setDefault(c)
+				continue
+			}
+			errs[ci] = cl.parse(f, c)
+		}
+	}
 }
 
 // duplicate reports whether key k is already live: staged by this statement, inserted earlier
@@ -656,7 +681,7 @@ func (l *loadIter) bad(ctx *gms.Context, ve *valErr, cl *colLoad, f []byte, line
 	}
 	ctx.Warn(ve.code, "%s", ve.msg)
 	if ve.fix != nil {
-		*c = cell{}
+		*c = cell{set: true}
 		ve.fix(c)
 		ve.skip = false
 		return nil
@@ -705,6 +730,7 @@ func clip(f []byte) string {
 // cell is one converted field, typed by its column's kind; v holds a GMS value instead
 // (defaults), appended through the generic appender.
 type cell struct {
+	set   bool // a field of the record maps to the column
 	null  bool
 	boxed bool
 	v     any

@@ -30,6 +30,9 @@ type csvBatch struct {
 	quoted []bool
 	first  []int32 // index of each record's first field; len = records+1
 	line   []int64 // logical line number of each record (1-based, counting skipped lines)
+
+	cells []cell    // converted fields, records × columns (loadIter.parseCells)
+	errs  []*valErr // rejected fields, same layout
 }
 
 func (b *csvBatch) records() int { return len(b.first) - 1 }
