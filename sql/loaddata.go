@@ -292,8 +292,8 @@ func (l *loadIter) run(ctx *gms.Context) (int, error) {
 		w.discard()
 		return 0, err
 	}
-	// The transaction's key → position index for the loaded rows was built while loading
-	// (see indexKeys); complete must not index them again.
+	// The transaction's key → position index for the loaded rows is built by indexKeys;
+	// complete must not index them again.
 	w.stmt.keys = nil
 	if err := w.complete(); err != nil {
 		w.discard()
@@ -309,52 +309,34 @@ func (l *loadIter) run(ctx *gms.Context) (int, error) {
 	return n, nil
 }
 
-// keyRun is a run of keys of consecutive loaded rows, the first at statement position start.
-type keyRun struct {
-	start int
-	keys  []string
-}
-
-// indexKeys builds, in its own goroutine, the map from key to position in the transaction's
-// inserted rows (base = rows inserted before this statement) that tableWrites.complete would
-// otherwise build after the load. Positions share backing arrays (capacity-limited slices, so
-// a later append copies) instead of one allocation per key.
-func indexKeys(base int, in <-chan keyRun, out chan<- map[string][]int) {
-	m := make(map[string][]int, 1<<16)
-	var back []int
-	for r := range in {
-		for j, k := range r.keys {
-			if len(back) == cap(back) {
-				back = make([]int, 0, 1<<16)
-			}
-			back = append(back, base+r.start+j)
-			i := len(back) - 1
-			if prev, ok := m[k]; ok { // only if keys repeat (they cannot here), kept for safety
-				m[k] = append(prev, back[i])
-				continue
-			}
-			m[k] = back[i : i+1 : i+1]
+// indexKeys builds the map from key to position in the transaction's inserted rows
+// (base = rows inserted before this statement) that tableWrites.complete would build, sized
+// once (growing a map of millions of keys step by step costs more than filling it), with
+// positions in shared backing arrays (capacity-limited slices, so a later append copies)
+// instead of one allocation per key.
+func indexKeys(base int, keys []string) map[string][]int {
+	m := make(map[string][]int, len(keys))
+	back := make([]int, len(keys))
+	for j, k := range keys {
+		back[j] = base + j
+		if prev, ok := m[k]; ok { // keys of one load are distinct; kept for safety
+			m[k] = append(prev, base+j)
+			continue
 		}
+		m[k] = back[j : j+1 : j+1]
 	}
-	out <- m
+	return m
 }
 
 func (l *loadIter) load(ctx *gms.Context, w *tableWrites, rc io.Reader) (n int, idx map[string][]int, err error) {
-	var keyCh chan keyRun
-	var idxCh chan map[string][]int
-	if l.pk != nil {
-		keyCh, idxCh = make(chan keyRun, 8), make(chan map[string][]int, 1)
-		go indexKeys(w.ins.len(), keyCh, idxCh)
-	}
-	n, err = l.convert(ctx, w, rc, keyCh)
-	if keyCh != nil {
-		close(keyCh)
-		idx = <-idxCh
+	n, err = l.convert(ctx, w, rc)
+	if err == nil && l.pk != nil {
+		idx = indexKeys(w.ins.len(), w.stmt.keys)
 	}
 	return n, idx, err
 }
 
-func (l *loadIter) convert(ctx *gms.Context, w *tableWrites, rc io.Reader, keyCh chan<- keyRun) (int, error) {
+func (l *loadIter) convert(ctx *gms.Context, w *tableWrites, rc io.Reader) (int, error) {
 	// Parse in one goroutine, convert in this one; batches are recycled through free.
 	out := make(chan parsed, 4)
 	free := make(chan *csvBatch, 6)
@@ -408,7 +390,6 @@ func (l *loadIter) convert(ctx *gms.Context, w *tableWrites, rc io.Reader, keyCh
 		}
 	}
 	var keyBuf []byte
-	sent := 0 // keys already handed to the indexer
 	ks := keySet{src: &w.stmt.keys}
 	if len(w.stmt.keys) > 0 {
 		ks.build()
@@ -527,10 +508,6 @@ func (l *loadIter) convert(ctx *gms.Context, w *tableWrites, rc io.Reader, keyCh
 		}
 		if ki != nil {
 			ki.mu.Unlock()
-		}
-		if keyCh != nil && len(w.stmt.keys) > sent {
-			keyCh <- keyRun{start: sent, keys: w.stmt.keys[sent:len(w.stmt.keys):len(w.stmt.keys)]}
-			sent = len(w.stmt.keys)
 		}
 		select {
 		case free <- b:
