@@ -225,6 +225,18 @@ func TestLoadDataFastPath(t *testing.T) {
 			t.Fatalf("LOCAL implies IGNORE: %d, %v", n, err)
 		}
 		e.expect("SELECT id, ti, c FROM ty WHERE id = 211", "211|127|abc")
+		// Invalid JSON fails even with LOCAL (as in MySQL); the load stops early while the
+		// client is still sending, and the connection stays usable.
+		var big strings.Builder
+		big.WriteString("300;{bad\n")
+		for i := 301; i < 20000; i++ {
+			fmt.Fprintf(&big, "%d;{}\n", i)
+		}
+		_, err = e.load(big.String(), "LOAD DATA LOCAL INFILE '%s' INTO TABLE ty FIELDS TERMINATED BY ';' (id, j)")
+		if errCode(err) != 3140 || !strings.Contains(err.Error(), "line 1") {
+			t.Errorf("invalid JSON with LOCAL: want 3140 at line 1, got %v", err)
+		}
+		e.expect("SELECT COUNT(*) FROM ty WHERE id >= 300", "0")
 		fast = e.n.fastLoads(t)
 	})
 
@@ -253,6 +265,15 @@ func TestLoadDataFastPath(t *testing.T) {
 		if errCode(err) != 1062 || !strings.Contains(err.Error(), "3-x") || !strings.Contains(err.Error(), "line 2") {
 			t.Errorf("duplicate in file: %v", err)
 		}
+		// Keys out of order: the statement's key set takes over from the ascending check.
+		_, err = e.load("30,x,1\n10,x,1\n20,x,1\n40,x,1\n10,x,2\n", "LOAD DATA INFILE '%s' INTO TABLE k FIELDS TERMINATED BY ','")
+		if errCode(err) != 1062 || !strings.Contains(err.Error(), "10-x") || !strings.Contains(err.Error(), "line 5") {
+			t.Errorf("duplicate after unordered keys: %v", err)
+		}
+		if n, err := e.load("30,x,1\n10,x,1\n20,x,1\n", "LOAD DATA INFILE '%s' INTO TABLE k FIELDS TERMINATED BY ','"); err != nil || n != 3 {
+			t.Errorf("unordered distinct keys: %d, %v", n, err)
+		}
+		mustExec(t, e.c, "DELETE FROM k WHERE a >= 10")
 		// Against committed rows.
 		_, err = e.load("4,x,1\n2,x,9\n", "LOAD DATA INFILE '%s' INTO TABLE k FIELDS TERMINATED BY ','")
 		if errCode(err) != 1062 {
