@@ -331,12 +331,28 @@ func (t *Table) lookupRows(ctx *gms.Context, w *tableWrites) (gms.RowIter, error
 		files = nil
 	}
 	t.db.engine.countScan(len(t.snap.Files), len(files))
-	it, err := t.scanRows(ctx, w, files, nil)
+	// Read the projected columns and the key (to sort by), not the whole file.
+	var cols []string
+	if t.projected != nil {
+		cols = append([]string(nil), t.projected...)
+		for _, k := range t.pkCols {
+			cols = append(cols, strings.ToLower(k))
+		}
+	}
+	it, err := t.scanRows(ctx, w, files, cols)
 	if err != nil {
 		return nil, err
 	}
 	it.raw = true
 	it.keep = t.keyRangeCheck(ctx, it.sc.Schema())
+	// Rows of a partial scan are widened to the table's layout so sorting and projection
+	// below work on schema ordinals either way.
+	var widen []int
+	if !it.full {
+		for _, f := range it.sc.Schema().Fields() {
+			widen = append(widen, t.schema.Schema.IndexOfColName(f.Name))
+		}
+	}
 	var rows []gms.Row
 	for {
 		r, err := it.Next(ctx)
@@ -346,6 +362,13 @@ func (t *Table) lookupRows(ctx *gms.Context, w *tableWrites) (gms.RowIter, error
 		if err != nil {
 			it.Close(ctx)
 			return nil, err
+		}
+		if widen != nil {
+			wide := make(gms.Row, len(t.schema.Schema))
+			for i, o := range widen {
+				wide[o] = r[i]
+			}
+			r = wide
 		}
 		rows = append(rows, r)
 	}
