@@ -20,6 +20,7 @@ import (
 	"github.com/duckdb/duckdb-go/v2"
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/lakehoused/lakehoused/internal/testdata"
 	"github.com/lakehoused/lakehoused/server"
 )
 
@@ -225,49 +226,13 @@ func scanAll(t *testing.T, rows *sql.Rows) [][]string {
 	return out
 }
 
-// canonical renders one value so that DuckDB's Go types and MySQL's text compare equal:
-// numbers as exact rationals, times as UTC with microseconds, JSON re-encoded.
+// canonical adds DuckDB's own Go types to the shared canonical form.
 func canonical(v any) string {
 	switch x := v.(type) {
-	case nil:
-		return "NULL"
-	case bool:
-		if x {
-			return "1"
-		}
-		return "0"
-	case time.Time:
-		return x.UTC().Format("2006-01-02 15:04:05.000000")
 	case duckdb.Decimal:
 		return new(big.Rat).SetFrac(x.Value, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(x.Scale)), nil)).RatString()
-	case float32:
-		return new(big.Rat).SetFloat64(float64(x)).RatString()
-	case float64:
-		return new(big.Rat).SetFloat64(x).RatString()
 	case *big.Int:
 		return x.String()
-	case []byte:
-		return canonicalString(string(x))
-	case string:
-		return canonicalString(x)
 	}
-	return canonicalString(fmt.Sprint(v))
-}
-
-func canonicalString(s string) string {
-	if r, ok := new(big.Rat).SetString(s); ok && !strings.ContainsAny(s, "/ ") {
-		return r.RatString()
-	}
-	for _, layout := range []string{"2006-01-02 15:04:05.999999", "2006-01-02"} {
-		if tm, err := time.Parse(layout, s); err == nil {
-			return tm.UTC().Format("2006-01-02 15:04:05.000000")
-		}
-	}
-	if (strings.HasPrefix(s, "{") || strings.HasPrefix(s, "[")) && json.Valid([]byte(s)) {
-		var x any
-		_ = json.Unmarshal([]byte(s), &x)
-		b, _ := json.Marshal(x)
-		return string(b)
-	}
-	return s
+	return testdata.Canonical(v)
 }

@@ -198,17 +198,7 @@ func (e *Engine) commitTable(ctx *gms.Context, tx *Transaction, w *tableWrites) 
 			cleanup()
 			return fmt.Errorf("table %s: %w", name, err)
 		}
-		batches, release, err := w.ins.batches(func(i int) bool { return w.dead[i] })
-		for _, b := range batches {
-			if err != nil {
-				break
-			}
-			err = wr.Write(ctx, b)
-		}
-		for _, r := range release {
-			r()
-		}
-		if err != nil {
+		if err := w.writeInserts(ctx, wr); err != nil {
 			_ = wr.Abort(ctx)
 			cleanup()
 			return fmt.Errorf("table %s: write: %w", name, err)

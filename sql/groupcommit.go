@@ -125,17 +125,7 @@ func (e *Engine) commitBatch(batch []*groupRequest) {
 	rows := 0
 	for _, r := range accepted {
 		w := r.w
-		batches, release, err := w.ins.batches(func(i int) bool { return w.dead[i] })
-		for _, b := range batches {
-			if err != nil {
-				break
-			}
-			err = wr.Write(ctx, b)
-		}
-		for _, rel := range release {
-			rel()
-		}
-		if err != nil {
+		if err := w.writeInserts(ctx, wr); err != nil {
 			_ = wr.Abort(ctx)
 			fail(accepted, fmt.Errorf("table %s.%s: write: %w", ct.Entry.Database, ct.Entry.Name, err))
 			return
