@@ -17,6 +17,7 @@ run: build
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 20m $(PKGS)
+	cd compat && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m ./...
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)

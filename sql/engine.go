@@ -50,6 +50,9 @@ type Engine struct {
 	keysMu sync.Mutex
 	keys   map[*catalog.Table]*keyIndex
 
+	groupsMu sync.Mutex
+	groups   map[*catalog.Table]*groupCommitter
+
 	// Scan counters for /metrics: data files a scan could have read, and files it read
 	// after pruning by partition values and statistics.
 	filesConsidered atomic.Int64
@@ -78,7 +81,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, keys: map[*catalog.Table]*keyIndex{}}
+	e := &Engine{cfg: cfg, log: cfg.Logger, keys: map[*catalog.Table]*keyIndex{}, groups: map[*catalog.Table]*groupCommitter{}}
 	e.provider = newProvider(e)
 	e.sqle = sqle.NewDefault(e.provider)
 	e.sqle.Analyzer.ExecBuilder = rowexec.NewOverrideBuilder(loadBuilder{e})
@@ -105,6 +108,9 @@ func (e *Engine) Close() error { return e.sqle.Close() }
 // commitTable writes w's data files and commits them to the table's log at the version the
 // transaction read. A failure removes the files it wrote, so nothing is left referenced.
 func (e *Engine) commitTable(ctx *gms.Context, tx *Transaction, w *tableWrites) error {
+	if !w.truncated && len(w.deletes) == 0 {
+		return e.groupCommit(ctx, w)
+	}
 	ct, snap := w.table, w.snap
 	name := ct.Entry.Database + "." + ct.Entry.Name
 	sch, err := gmsColumns(ctx, ct.Entry.Name, snap.Schema, primaryKeyColumns(snap))
@@ -196,17 +202,7 @@ func (e *Engine) commitTable(ctx *gms.Context, tx *Transaction, w *tableWrites) 
 			cleanup()
 			return fmt.Errorf("table %s: %w", name, err)
 		}
-		batches, release, err := w.ins.batches(func(i int) bool { return w.dead[i] })
-		for _, b := range batches {
-			if err != nil {
-				break
-			}
-			err = wr.Write(ctx, b)
-		}
-		for _, r := range release {
-			r()
-		}
-		if err != nil {
+		if err := w.writeInserts(ctx, wr); err != nil {
 			_ = wr.Abort(ctx)
 			cleanup()
 			return fmt.Errorf("table %s: write: %w", name, err)
@@ -249,7 +245,7 @@ func (e *Engine) commitTable(ctx *gms.Context, tx *Transaction, w *tableWrites) 
 		v, err := e.cfg.Committer.Commit(ctx, ct.Store, readVersion, actions)
 		if err == nil {
 			e.commits.Add(1)
-			e.noteInserted(w, v, actions)
+			e.noteInserted(ct, v, actions, []*tableWrites{w})
 			return nil
 		}
 		// An insert-only transaction on a keyed table conflicts with every concurrent
@@ -424,12 +420,12 @@ func recordRows(rec arrow.RecordBatch, readers []valueReader) ([]gms.Row, error)
 	return rows, nil
 }
 
-// noteInserted moves the table's key index to version v when v is the commit w just made on
-// top of the index's version and it added a single file: every key w inserted is in that
+// noteInserted moves the table's key index to version v when v is a commit made on top of
+// the index's version that added a single file: every key the writes ws inserted is in that
 // file, so the index needs no read of it. Other cases are left to the next lookup, which
 // reads the added files' key columns.
-func (e *Engine) noteInserted(w *tableWrites, v int64, actions []txlog.Action) {
-	if len(w.pk) == 0 {
+func (e *Engine) noteInserted(ct *catalog.Table, v int64, actions []txlog.Action, ws []*tableWrites) {
+	if len(ws) == 0 || len(ws[0].pk) == 0 {
 		return
 	}
 	var added string
@@ -445,7 +441,7 @@ func (e *Engine) noteInserted(w *tableWrites, v int64, actions []txlog.Action) {
 		return
 	}
 	e.keysMu.Lock()
-	ki := e.keys[w.table]
+	ki := e.keys[ct]
 	e.keysMu.Unlock()
 	if ki == nil {
 		return
@@ -456,11 +452,13 @@ func (e *Engine) noteInserted(w *tableWrites, v int64, actions []txlog.Action) {
 		return
 	}
 	ki.files[added] = true
-	for k, positions := range w.insertIdx {
-		for _, i := range positions {
-			if !w.dead[i] {
-				ki.keys[k] = added
-				break
+	for _, w := range ws {
+		for k, positions := range w.insertIdx {
+			for _, i := range positions {
+				if !w.dead[i] {
+					ki.keys[k] = added
+					break
+				}
 			}
 		}
 	}

@@ -61,7 +61,20 @@ func (h handler) ComQuery(ctx context.Context, c *mysql.Conn, query string, cb m
 	if isPrepare(query) && asOfParam.MatchString(query) {
 		return errAsOfParam()
 	}
-	return mapError(h.Handler.ComQuery(ctx, c, query, cb))
+	return explainNoDatabase(query, mapError(h.Handler.ComQuery(ctx, c, query, cb)))
+}
+
+var tableFunctionCall = regexp.MustCompile(`(?i)\blake_\w+\s*\(`)
+
+// explainNoDatabase: GMS resolves a table function within the current database even when
+// its argument names another one, so lake_history('db.t') without USE fails with a bare
+// "no database selected". Say what to do.
+func explainNoDatabase(query string, err error) error {
+	se, ok := err.(*mysql.SQLError)
+	if !ok || !strings.Contains(se.Message, "no database selected") || !tableFunctionCall.MatchString(query) {
+		return err
+	}
+	return mysql.NewSQLError(mysql.ERNoDb, "3D000", "no database selected: lake_* table functions need a current database (USE any database first), even when their argument names the table as 'db.table'")
 }
 
 func (h handler) ComMultiQuery(ctx context.Context, c *mysql.Conn, query string, cb mysql.ResultSpoolFn) (string, error) {
@@ -69,7 +82,7 @@ func (h handler) ComMultiQuery(ctx context.Context, c *mysql.Conn, query string,
 		return "", errAsOfParam()
 	}
 	rest, err := h.Handler.ComMultiQuery(ctx, c, query, cb)
-	return rest, mapError(err)
+	return rest, explainNoDatabase(query, mapError(err))
 }
 
 func (h handler) ComPrepare(ctx context.Context, c *mysql.Conn, query string, p *mysql.PrepareData) ([]*querypb.Field, error) {

@@ -192,12 +192,12 @@ func (t *Table) PartitionRows(ctx *gms.Context, p gms.Partition) (gms.RowIter, e
 		files = table.PruneFiles(t.snap.Schema, t.snap.Metadata.PartitionColumns, files, lookupFilter(t.schema.Schema, t.lookup))
 	}
 	t.db.engine.countScan(len(t.snap.Files), len(files))
-	return t.scanRows(ctx, w, files, t.projected)
+	return t.scanRows(ctx, w, files, t.projected, nil)
 }
 
 // scanRows streams the rows of files, without the rows transaction w deleted. cols == nil
 // reads whole rows; rows are projected to t.projected either way.
-func (t *Table) scanRows(ctx *gms.Context, w *tableWrites, files []*txlog.Add, cols []string) (*rowIter, error) {
+func (t *Table) scanRows(ctx *gms.Context, w *tableWrites, files []*txlog.Add, cols []string, filter *table.Filter) (*rowIter, error) {
 	// Rows deleted by this transaction are filtered by key, so read whole rows then.
 	full := cols == nil || (w != nil && (len(w.deletes) > 0 || w.truncated))
 	if full {
@@ -206,7 +206,8 @@ func (t *Table) scanRows(ctx *gms.Context, w *tableWrites, files []*txlog.Add, c
 	if w != nil && w.truncated {
 		files = nil
 	}
-	sc, err := table.Scan(ctx, t.ct.Store, t.snap.Schema, t.snap.Metadata.PartitionColumns, files, table.ScanOptions{Columns: cols})
+	// The filter also skips row groups whose statistics exclude it.
+	sc, err := table.Scan(ctx, t.ct.Store, t.snap.Schema, t.snap.Metadata.PartitionColumns, files, table.ScanOptions{Columns: cols, Filter: filter})
 	if err != nil {
 		return nil, tableError(t.ct, err)
 	}
@@ -326,17 +327,34 @@ func (it *rowIter) Close(*gms.Context) error {
 // plus this transaction's inserts, sorted by key (descending for a reverse lookup). The
 // filter above still applies the exact predicate.
 func (t *Table) lookupRows(ctx *gms.Context, w *tableWrites) (gms.RowIter, error) {
-	files := table.PruneFiles(t.snap.Schema, t.snap.Metadata.PartitionColumns, t.snap.Files, lookupFilter(t.schema.Schema, t.lookup))
+	filter := lookupFilter(t.schema.Schema, t.lookup)
+	files := table.PruneFiles(t.snap.Schema, t.snap.Metadata.PartitionColumns, t.snap.Files, filter)
 	if w != nil && w.truncated {
 		files = nil
 	}
 	t.db.engine.countScan(len(t.snap.Files), len(files))
-	it, err := t.scanRows(ctx, w, files, nil)
+	// Read the projected columns and the key (to sort by), not the whole file.
+	var cols []string
+	if t.projected != nil {
+		cols = append([]string(nil), t.projected...)
+		for _, k := range t.pkCols {
+			cols = append(cols, strings.ToLower(k))
+		}
+	}
+	it, err := t.scanRows(ctx, w, files, cols, filter)
 	if err != nil {
 		return nil, err
 	}
 	it.raw = true
 	it.keep = t.keyRangeCheck(ctx, it.sc.Schema())
+	// Rows of a partial scan are widened to the table's layout so sorting and projection
+	// below work on schema ordinals either way.
+	var widen []int
+	if !it.full {
+		for _, f := range it.sc.Schema().Fields() {
+			widen = append(widen, t.schema.Schema.IndexOfColName(f.Name))
+		}
+	}
 	var rows []gms.Row
 	for {
 		r, err := it.Next(ctx)
@@ -346,6 +364,13 @@ func (t *Table) lookupRows(ctx *gms.Context, w *tableWrites) (gms.RowIter, error
 		if err != nil {
 			it.Close(ctx)
 			return nil, err
+		}
+		if widen != nil {
+			wide := make(gms.Row, len(t.schema.Schema))
+			for i, o := range widen {
+				wide[o] = r[i]
+			}
+			r = wide
 		}
 		rows = append(rows, r)
 	}

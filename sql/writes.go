@@ -1,6 +1,7 @@
 package sql
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"github.com/apache/arrow-go/v18/arrow"
@@ -11,6 +12,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/lakehoused/lakehoused/catalog"
+	"github.com/lakehoused/lakehoused/table"
 	"github.com/lakehoused/lakehoused/txlog"
 )
 
@@ -156,6 +158,25 @@ func (w *tableWrites) complete() error {
 	}
 	for op := range s.ops {
 		w.ops[op] = true
+	}
+	return nil
+}
+
+// writeInserts hands the transaction's live inserted rows to the Parquet writer.
+func (w *tableWrites) writeInserts(ctx context.Context, wr *table.Writer) error {
+	batches, release, err := w.ins.batches(func(i int) bool { return w.dead[i] })
+	defer func() {
+		for _, r := range release {
+			r()
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	for _, b := range batches {
+		if err := wr.Write(ctx, b); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -4,20 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/lakehoused/lakehoused/internal/testdata"
 )
 
 // TestDeltaAcceptance attaches every Delta Acceptance Tests case and checks, through SQL, that
@@ -105,24 +104,7 @@ func readQuery(ctx context.Context, c interface {
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return nil, err
-	}
-	res := &result{cols: cols}
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, err
-		}
-		res.rows = append(res.rows, vals)
-	}
-	return res, rows.Err()
+	return scanResult(rows)
 }
 
 // canonicalRows renders rows with columns in the expected order, sorted.
@@ -144,56 +126,12 @@ func canonicalRows(rows [][]any, have, want []string) []string {
 				parts[i] = "<missing column>"
 				continue
 			}
-			parts[i] = canonical(r[j])
+			parts[i] = testdata.Canonical(r[j])
 		}
 		out = append(out, strings.Join(parts, "|"))
 	}
 	sort.Strings(out)
 	return out
-}
-
-// canonical renders a value so the same datum from MySQL text and from Arrow compare equal:
-// numbers as exact rationals, times in UTC with microseconds, JSON re-encoded with sorted keys.
-func canonical(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return "NULL"
-	case time.Time:
-		return x.UTC().Format("2006-01-02 15:04:05.000000")
-	case []byte:
-		return canonicalString(string(x))
-	case string:
-		return canonicalString(x)
-	case bool:
-		if x {
-			return "1"
-		}
-		return "0"
-	case float32:
-		return canonicalString(strconv.FormatFloat(float64(x), 'g', -1, 32))
-	case float64:
-		return canonicalString(strconv.FormatFloat(x, 'g', -1, 64))
-	}
-	return canonicalString(fmt.Sprint(v))
-}
-
-func canonicalString(s string) string {
-	if r, ok := new(big.Rat).SetString(s); ok && s != "" && !strings.ContainsAny(s, "/ ") {
-		return r.RatString()
-	}
-	if t, err := time.Parse("2006-01-02 15:04:05.999999", s); err == nil {
-		return t.UTC().Format("2006-01-02 15:04:05.000000")
-	}
-	if t, err := time.Parse("2006-01-02", s); err == nil {
-		return t.UTC().Format("2006-01-02 15:04:05.000000")
-	}
-	if (strings.HasPrefix(s, "{") || strings.HasPrefix(s, "[")) && json.Valid([]byte(s)) {
-		var x any
-		_ = json.Unmarshal([]byte(s), &x)
-		b, _ := json.Marshal(x)
-		return string(b)
-	}
-	return s
 }
 
 // expectedRows reads the DAT expected Parquet files.

@@ -124,3 +124,25 @@ func fmtVal(v any) string {
 }
 
 type sqlRows = sql.Rows
+
+// scanResult reads all rows (closing them) as driver values.
+func scanResult(rows *sql.Rows) (*result, error) {
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	res := &result{cols: cols}
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		res.rows = append(res.rows, vals)
+	}
+	return res, rows.Err()
+}

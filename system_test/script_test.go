@@ -179,26 +179,17 @@ func checkOutcome(t *testing.T, where, q string, args []string, err error) {
 }
 
 func readRows(rows *sql.Rows) ([]string, error) {
-	defer rows.Close()
-	cols, err := rows.Columns()
+	res, err := scanResult(rows)
 	if err != nil {
 		return nil, err
 	}
-	var out []string
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
+	out := make([]string, len(res.rows))
+	for i, r := range res.rows {
+		parts := make([]string, len(r))
+		for j, v := range r {
+			parts[j] = fmtVal(v)
 		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, err
-		}
-		parts := make([]string, len(vals))
-		for i, v := range vals {
-			parts[i] = fmtVal(v)
-		}
-		out = append(out, strings.Join(parts, "\t"))
+		out[i] = strings.Join(parts, "\t")
 	}
-	return out, rows.Err()
+	return out, nil
 }
