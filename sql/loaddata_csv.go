@@ -44,19 +44,40 @@ func (b *csvBatch) reset() {
 
 // csvReader parses records out of r, buffering as needed.
 type csvReader struct {
-	opt  csvOptions
-	r    io.Reader
-	buf  []byte
-	pos  int
-	end  int
-	eof  bool
-	line int64
+	opt    csvOptions
+	plain  [256]bool // bytes with no meaning inside an unquoted field
+	plainQ [256]bool // … inside an enclosed field
+	r      io.Reader
+	buf    []byte
+	pos    int
+	end    int
+	eof    bool
+	line   int64
 }
 
 const csvReadSize = 1 << 20
 
 func newCSVReader(r io.Reader, opt csvOptions) *csvReader {
-	return &csvReader{opt: opt, r: r, buf: make([]byte, 2*csvReadSize)}
+	c := &csvReader{opt: opt, r: r, buf: make([]byte, 2*csvReadSize)}
+	for i := range c.plain {
+		c.plain[i], c.plainQ[i] = true, true
+	}
+	c.plain[opt.fieldTerm[0]], c.plain[opt.lineTerm[0]] = false, false
+	if opt.hasEsc {
+		c.plain[opt.esc], c.plainQ[opt.esc] = false, false
+	}
+	if opt.hasEncl {
+		c.plainQ[opt.encl] = false
+	}
+	return c
+}
+
+// skip returns the end of the run of plain bytes starting at p.
+func (c *csvReader) skip(data []byte, p int, plain *[256]bool) int {
+	for p < len(data) && plain[data[p]] {
+		p++
+	}
+	return p
 }
 
 // fill reads more input, keeping buf[pos:end]. It returns false at EOF with nothing read.
@@ -183,6 +204,11 @@ func (c *csvReader) record(data []byte, atEOF bool, b *csvBatch) (n int, ok, ski
 			p++
 			closed := false
 			for p < len(data) {
+				if q := c.skip(data, p, &c.plainQ); q > p {
+					b.arena = append(b.arena, data[p:q]...)
+					p = q
+					continue
+				}
 				ch := data[p]
 				if o.hasEsc && ch == o.esc {
 					if p+1 >= len(data) {
@@ -218,6 +244,11 @@ func (c *csvReader) record(data []byte, atEOF bool, b *csvBatch) (n int, ok, ski
 			}
 		} else {
 			for p < len(data) {
+				if q := c.skip(data, p, &c.plain); q > p {
+					b.arena = append(b.arena, data[p:q]...)
+					p = q
+					continue
+				}
 				ch := data[p]
 				if o.hasEsc && ch == o.esc {
 					if p+1 >= len(data) {
