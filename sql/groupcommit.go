@@ -237,11 +237,13 @@ func (e *Engine) admit(ctx *gms.Context, latest *txlog.Snapshot, batch []*groupR
 			r.answer(mysql.NewSQLError(mysql.ERDupEntry, "23000", "Duplicate entry '%s' for key '%s.PRIMARY' (committed concurrently)", dup, ct.Entry.Name))
 			continue
 		}
-		for k, positions := range w.insertIdx {
-			for _, i := range positions {
-				if !w.dead[i] {
-					taken[k] = true
-					break
+		if r != batch[len(batch)-1] { // the last one's keys need no checking against
+			for k, positions := range w.insertIdx {
+				for _, i := range positions {
+					if !w.dead[i] {
+						taken[k] = true
+						break
+					}
 				}
 			}
 		}

@@ -105,7 +105,10 @@ func (t *Table) Projections() []string { return t.projected }
 
 // RowCount is exact when every file has stats (Delta numRecords), which lets GMS answer
 // COUNT(*) on keyed tables without a scan.
-func (t *Table) RowCount(*gms.Context) (uint64, bool, error) {
+//
+// Inside a transaction that changed the table the count includes its inserts; with deletes
+// it is not exact (GMS then counts by scanning, which sees the transaction's view).
+func (t *Table) RowCount(ctx *gms.Context) (uint64, bool, error) {
 	var n uint64
 	exact := true
 	for _, f := range t.snap.Files {
@@ -115,6 +118,12 @@ func (t *Table) RowCount(*gms.Context) (uint64, bool, error) {
 			continue
 		}
 		n += uint64(st.NumRecords)
+	}
+	if w := t.writes(ctx); w != nil {
+		if len(w.deletes) > 0 || w.truncated {
+			exact = false
+		}
+		n += uint64(w.liveInserts())
 	}
 	return n, exact, nil
 }
