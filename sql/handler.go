@@ -35,6 +35,7 @@ var codeFor = []struct {
 	{regexp.MustCompile(`^Incorrect datetime value`), mysql.ERTruncatedWrongValueForField, "22007"},
 	{regexp.MustCompile(`^error: '.*' is not a valid value for '.*'`), mysql.ERTruncatedWrongValueForField, "22007"},
 	{regexp.MustCompile(`^Column ".*" already exists`), mysql.ERDupFieldName, "42S21"},
+	{regexp.MustCompile(`^no database selected`), mysql.ERNoDb, "3D000"},
 }
 
 func mapError(err error) error {

@@ -37,6 +37,11 @@ func newProvider(e *Engine) *Provider {
 }
 
 func (p *Provider) Database(_ *gms.Context, name string) (gms.Database, error) {
+	if name == "" {
+		// GMS asks for the current database even for qualified names (DELETE FROM db.t
+		// without USE, on its way to turning it into TRUNCATE); no database has no tables.
+		return noDatabase{}, nil
+	}
 	canon, ok := p.engine.cfg.Catalog.Database(name)
 	if !ok {
 		return nil, gms.ErrDatabaseNotFound.New(name)
@@ -97,3 +102,13 @@ func (p *Provider) WithTableFunctions(fns ...gms.TableFunction) (gms.TableFuncti
 	}
 	return &np, nil
 }
+
+// noDatabase answers for the empty database name: it exists for GMS's lookups only and
+// holds no tables (HasDatabase("") stays false).
+type noDatabase struct{}
+
+func (noDatabase) Name() string { return "" }
+func (noDatabase) GetTableInsensitive(*gms.Context, string) (gms.Table, bool, error) {
+	return nil, false, nil
+}
+func (noDatabase) GetTableNames(*gms.Context) ([]string, error) { return nil, nil }
