@@ -53,6 +53,9 @@ type Engine struct {
 	groupsMu sync.Mutex
 	groups   map[*catalog.Table]*groupCommitter
 
+	countsMu sync.Mutex
+	counts   map[*catalog.Table]rowCount
+
 	// Scan counters for /metrics: data files a scan could have read, and files it read
 	// after pruning by partition values and statistics.
 	filesConsidered atomic.Int64
@@ -81,7 +84,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, keys: map[*catalog.Table]*keyIndex{}, groups: map[*catalog.Table]*groupCommitter{}}
+	e := &Engine{cfg: cfg, log: cfg.Logger, keys: map[*catalog.Table]*keyIndex{}, groups: map[*catalog.Table]*groupCommitter{}, counts: map[*catalog.Table]rowCount{}}
 	e.provider = newProvider(e)
 	e.sqle = sqle.NewDefault(e.provider)
 	e.sqle.Analyzer.ExecBuilder = rowexec.NewOverrideBuilder(loadBuilder{e})
@@ -106,8 +109,9 @@ func (e *Engine) GMS() *sqle.Engine { return e.sqle }
 func (e *Engine) Close() error { return e.sqle.Close() }
 
 // commitTable writes w's data files and commits them to the table's log at the version the
-// transaction read. A failure removes the files it wrote, so nothing is left referenced.
-func (e *Engine) commitTable(ctx *gms.Context, tx *Transaction, w *tableWrites) error {
+// transaction read; insert-only writes go through group commit. A failure removes the files
+// it wrote, so nothing is left referenced.
+func (e *Engine) commitTable(ctx *gms.Context, w *tableWrites) error {
 	if !w.truncated && len(w.deletes) == 0 {
 		return e.groupCommit(ctx, w)
 	}
@@ -219,9 +223,8 @@ func (e *Engine) commitTable(ctx *gms.Context, tx *Transaction, w *tableWrites) 
 		}
 	}
 
-	// An insert into a keyed table read the key index, so it must not be committed blindly
-	// over a concurrent insert: marking it non-blind makes the log's conflict check refuse it.
-	blind := len(w.pk) == 0 && !w.truncated && len(w.deletes) == 0
+	// This path always deletes (or truncates), so the commit is never a blind append.
+	blind := false
 	op := w.operation()
 	params := map[string]any{}
 	if op == "WRITE" {
@@ -240,34 +243,46 @@ func (e *Engine) commitTable(ctx *gms.Context, tx *Transaction, w *tableWrites) 
 		},
 	}
 	actions = append([]txlog.Action{{CommitInfo: info}}, actions...)
-	readVersion := snap.Version
-	for attempt := 0; ; attempt++ {
-		v, err := e.cfg.Committer.Commit(ctx, ct.Store, readVersion, actions)
-		if err == nil {
-			e.commits.Add(1)
-			e.noteInserted(ct, v, actions, []*tableWrites{w})
-			return nil
-		}
-		// An insert-only transaction on a keyed table conflicts with every concurrent
-		// commit, because it read the key index. It can be rebased instead: check its keys
-		// against the newer version and commit on top of it.
-		rebase := errors.Is(err, txlog.ErrConflict) && len(w.pk) > 0 && !w.truncated && len(w.deletes) == 0 && attempt < maxRebases
-		if rebase {
-			var latest int64
-			latest, err = e.checkKeysAgainstLatest(ctx, w, sch)
-			if err == nil {
-				readVersion = latest
-				rd := readVersion
-				info.ReadVersion = &rd
-				continue
-			}
-		}
+	if _, err := e.cfg.Committer.Commit(ctx, ct.Store, snap.Version, actions); err != nil {
 		cleanup()
-		if _, ok := err.(*mysql.SQLError); ok {
-			return err
-		}
 		return tableError(ct, err)
 	}
+	e.commits.Add(1)
+	return nil
+}
+
+// rowCount is a table's row count from its files' statistics at one version.
+type rowCount struct {
+	version int64
+	n       uint64
+	exact   bool
+}
+
+// snapshotRowCount sums numRecords over snap's files. GMS asks while planning (costing,
+// COUNT(*)), so the latest version's count is kept per table rather than parsing every
+// file's stats JSON for each statement.
+func (e *Engine) snapshotRowCount(ct *catalog.Table, snap *txlog.Snapshot) (uint64, bool) {
+	e.countsMu.Lock()
+	c, ok := e.counts[ct]
+	e.countsMu.Unlock()
+	if ok && c.version == snap.Version {
+		return c.n, c.exact
+	}
+	c = rowCount{version: snap.Version, exact: true}
+	for _, f := range snap.Files {
+		st, err := txlog.ParseStats(f.Stats)
+		if err != nil || st == nil || f.DeletionVector != nil {
+			c.exact = false
+			continue
+		}
+		c.n += uint64(st.NumRecords)
+	}
+	e.countsMu.Lock()
+	if old, ok := e.counts[ct]; !ok || old.version < c.version {
+		e.counts[ct] = c
+	}
+	e.countsMu.Unlock()
+	return c.n, c.exact
 }
 
 // deleteCandidates returns the files that can hold the rows w deletes, so UPDATE and DELETE
@@ -330,45 +345,6 @@ cols:
 			Ranges: []table.Range{{Lo: table.Bound{Value: l, Inclusive: true}, Hi: table.Bound{Value: h, Inclusive: true}}}})
 	}
 	return f
-}
-
-// maxRebases bounds how often an insert into a keyed table is re-checked and re-committed
-// over concurrent commits before the client gets a serialization error to retry.
-const maxRebases = 50
-
-// checkKeysAgainstLatest verifies that none of rows' keys exists in the table's latest
-// version and returns that version. A duplicate is a 1062 error, as it would have been had
-// the insert arrived after the other commit.
-func (e *Engine) checkKeysAgainstLatest(ctx *gms.Context, w *tableWrites, sch gms.PrimaryKeySchema) (int64, error) {
-	latest, err := w.table.Log.Snapshot(ctx, -1)
-	if err != nil {
-		return 0, err
-	}
-	t := &Table{ct: w.table, snap: latest, schema: sch, pkCols: primaryKeyColumns(latest)}
-	if latest.Metadata.SchemaString != w.snap.Metadata.SchemaString {
-		return 0, fmt.Errorf("%w: the schema changed concurrently", txlog.ErrConflict)
-	}
-	ki, err := e.keyIndexAt(ctx, t)
-	if err != nil {
-		return 0, err
-	}
-	for k, positions := range w.insertIdx {
-		if _, dup := ki.keys[k]; !dup {
-			continue
-		}
-		for _, i := range positions {
-			if w.dead[i] {
-				continue
-			}
-			r, err := w.ins.row(i)
-			if err != nil {
-				return 0, err
-			}
-			return 0, mysql.NewSQLError(mysql.ERDupEntry, "23000", "Duplicate entry '%s' for key '%s.PRIMARY' (committed concurrently)",
-				keyText(r, w.pk), w.table.Entry.Name)
-		}
-	}
-	return latest.Version, nil
 }
 
 // keyText renders a key the way MySQL's duplicate-entry message does: values joined by '-'.
@@ -453,14 +429,10 @@ func (e *Engine) noteInserted(ct *catalog.Table, v int64, actions []txlog.Action
 	}
 	ki.files[added] = true
 	for _, w := range ws {
-		for k, positions := range w.insertIdx {
-			for _, i := range positions {
-				if !w.dead[i] {
-					ki.keys[k] = added
-					break
-				}
-			}
-		}
+		w.eachLiveKey(func(k string, _ int) bool {
+			ki.keys[k] = added
+			return true
+		})
 	}
 	ki.version = v
 }

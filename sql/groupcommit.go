@@ -27,6 +27,10 @@ import (
 // fsyncs into one of each, which is what bounds insert latency and keeps tables from
 // filling with tiny files.
 
+// maxRebases bounds how often a keyed batch is re-checked and re-committed over concurrent
+// commits before its clients get a serialization error to retry.
+const maxRebases = 50
+
 type groupCommitter struct {
 	mu      sync.Mutex
 	queue   []*groupRequest
@@ -238,14 +242,10 @@ func (e *Engine) admit(ctx *gms.Context, latest *txlog.Snapshot, batch []*groupR
 			continue
 		}
 		if r != batch[len(batch)-1] { // the last one's keys need no checking against
-			for k, positions := range w.insertIdx {
-				for _, i := range positions {
-					if !w.dead[i] {
-						taken[k] = true
-						break
-					}
-				}
-			}
+			w.eachLiveKey(func(k string, _ int) bool {
+				taken[k] = true
+				return true
+			})
 		}
 		accepted = append(accepted, r)
 	}
@@ -254,23 +254,22 @@ func (e *Engine) admit(ctx *gms.Context, latest *txlog.Snapshot, batch []*groupR
 
 // duplicateKey returns the text of a live key of w that ki or taken already holds.
 func duplicateKey(w *tableWrites, ki *keyIndex, taken map[string]bool) (string, error) {
-	for k, positions := range w.insertIdx {
-		_, inTable := ki.keys[k]
-		if !inTable && !taken[k] {
-			continue
+	dup := -1
+	w.eachLiveKey(func(k string, pos int) bool {
+		if _, inTable := ki.keys[k]; inTable || taken[k] {
+			dup = pos
+			return false
 		}
-		for _, i := range positions {
-			if w.dead[i] {
-				continue
-			}
-			r, err := w.ins.row(i)
-			if err != nil {
-				return "", err
-			}
-			return keyText(r, w.pk), nil
-		}
+		return true
+	})
+	if dup < 0 {
+		return "", nil
 	}
-	return "", nil
+	r, err := w.ins.row(dup)
+	if err != nil {
+		return "", err
+	}
+	return keyText(r, w.pk), nil
 }
 
 func totalSize(adds []*txlog.Add) int64 {

@@ -57,7 +57,7 @@ func (s *Session) CommitTransaction(ctx *gms.Context, tx gms.Transaction) error 
 		if w.empty() {
 			continue
 		}
-		if err := s.engine.commitTable(ctx, t, w); err != nil {
+		if err := s.engine.commitTable(ctx, w); err != nil {
 			if len(done) > 0 {
 				return fmt.Errorf("%w (tables already committed in this transaction: %s)", err, strings.Join(done, ", "))
 			}

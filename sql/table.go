@@ -109,16 +109,7 @@ func (t *Table) Projections() []string { return t.projected }
 // Inside a transaction that changed the table the count includes its inserts; with deletes
 // it is not exact (GMS then counts by scanning, which sees the transaction's view).
 func (t *Table) RowCount(ctx *gms.Context) (uint64, bool, error) {
-	var n uint64
-	exact := true
-	for _, f := range t.snap.Files {
-		st, err := txlog.ParseStats(f.Stats)
-		if err != nil || st == nil || f.DeletionVector != nil {
-			exact = false
-			continue
-		}
-		n += uint64(st.NumRecords)
-	}
+	n, exact := t.db.engine.snapshotRowCount(t.ct, t.snap)
 	if w := t.writes(ctx); w != nil {
 		if len(w.deletes) > 0 || w.truncated {
 			exact = false

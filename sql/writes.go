@@ -181,6 +181,21 @@ func (w *tableWrites) writeInserts(ctx context.Context, wr *table.Writer) error 
 	return nil
 }
 
+// eachLiveKey calls fn with every key that has a live inserted row and that row's position,
+// until fn returns false.
+func (w *tableWrites) eachLiveKey(fn func(k string, pos int) bool) {
+	for k, positions := range w.insertIdx {
+		for _, i := range positions {
+			if !w.dead[i] {
+				if !fn(k, i) {
+					return
+				}
+				break
+			}
+		}
+	}
+}
+
 // ensureIndex builds insertIdx for a keyless table on first need.
 func (w *tableWrites) ensureIndex() error {
 	if w.indexed {
