@@ -141,6 +141,24 @@ func tableKey(db, name string) string {
 	return tablePrefix + url.PathEscape(strings.ToLower(db)) + "/" + url.PathEscape(strings.ToLower(name)) + ".json"
 }
 
+// dbLocked returns the database named name (any case); c.mu must be held.
+func (c *Catalog) dbLocked(name string) (*database, error) {
+	d, ok := c.dbs[strings.ToLower(name)]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrDatabaseNotFound, name)
+	}
+	return d, nil
+}
+
+// table returns the table named name (any case); db is the name as the caller spelled it.
+func (d *database) table(db, name string) (*Table, error) {
+	t, ok := d.tables[strings.ToLower(name)]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s.%s", ErrTableNotFound, db, name)
+	}
+	return t, nil
+}
+
 // Databases returns the database names, sorted.
 func (c *Catalog) Databases() []string {
 	c.mu.RLock()
@@ -185,9 +203,9 @@ func (c *Catalog) CreateDatabase(ctx context.Context, name string) error {
 func (c *Catalog) DropDatabase(ctx context.Context, name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	d, ok := c.dbs[strings.ToLower(name)]
-	if !ok {
-		return fmt.Errorf("%w: %s", ErrDatabaseNotFound, name)
+	d, err := c.dbLocked(name)
+	if err != nil {
+		return err
 	}
 	for _, t := range d.tables {
 		if err := c.dropTableLocked(ctx, d, t); err != nil {
@@ -205,9 +223,9 @@ func (c *Catalog) DropDatabase(ctx context.Context, name string) error {
 func (c *Catalog) Tables(db string) ([]*Table, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	d, ok := c.dbs[strings.ToLower(db)]
-	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrDatabaseNotFound, db)
+	d, err := c.dbLocked(db)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]*Table, 0, len(d.tables))
 	for _, t := range d.tables {
@@ -221,13 +239,13 @@ func (c *Catalog) Tables(db string) ([]*Table, error) {
 func (c *Catalog) Table(db, name string) (*Table, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	d, ok := c.dbs[strings.ToLower(db)]
-	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrDatabaseNotFound, db)
+	d, err := c.dbLocked(db)
+	if err != nil {
+		return nil, err
 	}
-	t, ok := d.tables[strings.ToLower(name)]
-	if !ok {
-		return nil, fmt.Errorf("%w: %s.%s", ErrTableNotFound, db, name)
+	t, err := d.table(db, name)
+	if err != nil {
+		return nil, err
 	}
 	return t, nil
 }
@@ -245,9 +263,9 @@ func (c *Catalog) CreateTable(ctx context.Context, db, name string, create func(
 func (c *Catalog) addTable(ctx context.Context, db, name, location string, prepare func(*Table) error) (*Table, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	d, ok := c.dbs[strings.ToLower(db)]
-	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrDatabaseNotFound, db)
+	d, err := c.dbLocked(db)
+	if err != nil {
+		return nil, err
 	}
 	if _, ok := d.tables[strings.ToLower(name)]; ok {
 		return nil, fmt.Errorf("%w: %s.%s", ErrTableExists, db, name)
@@ -343,13 +361,13 @@ func (c *Catalog) Attach(ctx context.Context, db, name, location string, check f
 func (c *Catalog) DropTable(ctx context.Context, db, name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	d, ok := c.dbs[strings.ToLower(db)]
-	if !ok {
-		return fmt.Errorf("%w: %s", ErrDatabaseNotFound, db)
+	d, err := c.dbLocked(db)
+	if err != nil {
+		return err
 	}
-	t, ok := d.tables[strings.ToLower(name)]
-	if !ok {
-		return fmt.Errorf("%w: %s.%s", ErrTableNotFound, db, name)
+	t, err := d.table(db, name)
+	if err != nil {
+		return err
 	}
 	return c.dropTableLocked(ctx, d, t)
 }
@@ -383,17 +401,17 @@ func (c *Catalog) dropTableLocked(ctx context.Context, d *database, t *Table) er
 func (c *Catalog) RenameTable(ctx context.Context, db, oldName, newDB, newName string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	d, ok := c.dbs[strings.ToLower(db)]
-	if !ok {
-		return fmt.Errorf("%w: %s", ErrDatabaseNotFound, db)
+	d, err := c.dbLocked(db)
+	if err != nil {
+		return err
 	}
-	nd, ok := c.dbs[strings.ToLower(newDB)]
-	if !ok {
-		return fmt.Errorf("%w: %s", ErrDatabaseNotFound, newDB)
+	nd, err := c.dbLocked(newDB)
+	if err != nil {
+		return err
 	}
-	t, ok := d.tables[strings.ToLower(oldName)]
-	if !ok {
-		return fmt.Errorf("%w: %s.%s", ErrTableNotFound, db, oldName)
+	t, err := d.table(db, oldName)
+	if err != nil {
+		return err
 	}
 	if _, ok := nd.tables[strings.ToLower(newName)]; ok {
 		return fmt.Errorf("%w: %s.%s", ErrTableExists, newDB, newName)

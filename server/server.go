@@ -108,11 +108,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	ln, err := net.Listen("tcp", cfg.MySQLAddr)
 	if err != nil {
+		_ = engine.Close()
 		return nil, fmt.Errorf("server: MySQL listener on %s: %w (is another lakehoused running? use --mysql-addr)", cfg.MySQLAddr, err)
 	}
 	my, err := engine.Listen(ln)
 	if err != nil {
 		ln.Close()
+		_ = engine.Close()
 		return nil, fmt.Errorf("server: MySQL listener: %w", err)
 	}
 	s := &Server{cfg: cfg, engine: engine, committer: committer, mysql: my, done: make(chan error, 2)}
@@ -120,6 +122,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		hl, err := net.Listen("tcp", cfg.HTTPAddr)
 		if err != nil {
 			my.Shutdown(0)
+			_ = engine.Close()
 			return nil, fmt.Errorf("server: HTTP listener on %s: %w (use --http-addr)", cfg.HTTPAddr, err)
 		}
 		s.httpLn = hl
