@@ -33,9 +33,30 @@ type node struct {
 	dataDir string
 }
 
+// benchDir is a fresh directory for the run: under LAKEHOUSED_BENCH_DIR when set, and then
+// kept afterwards. Deleting a run's thousands of files makes the next run slower on ext4
+// without a journal (this machine's root filesystem): for minutes after a file is deleted,
+// every file creation in its block group scans past the freed inode (find_inode_bit →
+// recently_deleted), which costs up to ~1 ms of kernel CPU per created file. Keeping the
+// files makes back-to-back runs comparable.
+func benchDir(b *testing.B) string {
+	root := os.Getenv("LAKEHOUSED_BENCH_DIR")
+	if root == "" {
+		return b.TempDir()
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	dir, err := os.MkdirTemp(root, "run-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return dir
+}
+
 func startNode(b *testing.B) *node {
 	b.Helper()
-	dir := b.TempDir()
+	dir := benchDir(b)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if os.Getenv("LAKEHOUSED_BENCH_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -308,7 +329,7 @@ func foundation(b *testing.B, rows, fileSize int64, noKeyLoad bool, only string)
 		insertFigures(b, n, n.open(b, dbName, 8))
 		return
 	}
-	tmp := b.TempDir()
+	tmp := benchDir(b)
 	csv := filepath.Join(tmp, "bench.csv")
 	progress("generating %d-row CSV in %s", rows, csv)
 	start := time.Now()

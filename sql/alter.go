@@ -146,7 +146,7 @@ func (t *Table) commitSchema(ctx *gms.Context, op string, fields []txlog.StructF
 	}
 	blind := false
 	actions = append([]txlog.Action{{CommitInfo: &txlog.CommitInfo{Timestamp: now, Operation: op, UserName: ctx.Client().User, IsBlindAppend: &blind}}}, actions...)
-	if _, err := t.db.engine.cfg.Committer.Commit(ctx, t.ct.Store, t.snap.Version, actions); err != nil {
+	if _, err := t.db.engine.cfg.Committer.Commit(ctx, t.ct.Log, t.snap.Version, actions); err != nil {
 		return tableError(t.ct, err)
 	}
 	// The transaction must not keep reading the old schema.

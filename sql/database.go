@@ -154,7 +154,7 @@ func (d *Database) CreateTable(ctx *gms.Context, name string, sch gms.PrimaryKey
 			{Protocol: &txlog.Protocol{MinReaderVersion: 1, MinWriterVersion: 2}},
 			{MetaData: meta},
 		}
-		_, err := d.engine.cfg.Committer.Commit(ctx, t.Store, -1, actions)
+		_, err := d.engine.cfg.Committer.Commit(ctx, t.Log, -1, actions)
 		return err
 	})
 	return catalogError(err)

@@ -243,7 +243,7 @@ func (e *Engine) commitTable(ctx *gms.Context, w *tableWrites) error {
 		},
 	}
 	actions = append([]txlog.Action{{CommitInfo: info}}, actions...)
-	if _, err := e.cfg.Committer.Commit(ctx, ct.Store, snap.Version, actions); err != nil {
+	if _, err := e.cfg.Committer.Commit(ctx, ct.Log, snap.Version, actions); err != nil {
 		cleanup()
 		return tableError(ct, err)
 	}

@@ -166,7 +166,7 @@ func (e *Engine) commitBatch(batch []*groupRequest) {
 	}
 	readVersion := latest.Version
 	for attempt := 0; ; attempt++ {
-		v, err := e.cfg.Committer.Commit(ctx, ct.Store, readVersion, actions)
+		v, err := e.cfg.Committer.Commit(ctx, ct.Log, readVersion, actions)
 		if err == nil {
 			e.commits.Add(1)
 			ws := make([]*tableWrites, len(accepted))

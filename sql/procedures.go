@@ -74,7 +74,7 @@ func (e *Engine) lakeRestore(ctx *gms.Context, tableName string, version int64) 
 	blind := false
 	actions = append([]txlog.Action{{CommitInfo: &txlog.CommitInfo{Timestamp: now, Operation: "RESTORE", UserName: ctx.Client().User,
 		IsBlindAppend: &blind, OperationParameters: map[string]any{"version": version}}}}, actions...)
-	v, err := e.cfg.Committer.Commit(ctx, ct.Store, cur.Version, actions)
+	v, err := e.cfg.Committer.Commit(ctx, ct.Log, cur.Version, actions)
 	if err != nil {
 		return nil, tableError(ct, err)
 	}

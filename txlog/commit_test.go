@@ -103,7 +103,7 @@ func TestConcurrentAppendRace(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			v, err := c.Commit(context.Background(), store, 0, []Action{addFile(fmt.Sprintf("f%d", i), 1)})
+			v, err := c.Commit(context.Background(), NewLog(store), 0, []Action{addFile(fmt.Sprintf("f%d", i), 1)})
 			if err != nil {
 				t.Error(err)
 			}
@@ -166,7 +166,7 @@ func TestCommitConflicts(t *testing.T) {
 			store, c := newTable(t, nil)
 			base := mustCommit(t, c, store, 0, addFile("base1.parquet", 1), addFile("base2.parquet", 1))
 			mustCommit(t, NewStorageCommitter(), store, base, tc.winner...)
-			v, err := NewStorageCommitter().Commit(context.Background(), store, base, tc.mine)
+			v, err := NewStorageCommitter().Commit(context.Background(), NewLog(store), base, tc.mine)
 			if tc.conflict == "" {
 				if err != nil || v != base+2 {
 					t.Fatalf("want success at %d, got v=%d err=%v", base+2, v, err)
@@ -203,7 +203,7 @@ func TestConcurrentCreate(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := NewStorageCommitter().Commit(context.Background(), store, -1, createActions(nil))
+			_, err := NewStorageCommitter().Commit(context.Background(), NewLog(store), -1, createActions(nil))
 			errs <- err
 		}()
 	}
@@ -241,14 +241,14 @@ func TestCommitRejects(t *testing.T) {
 		{"add without path", 0, []Action{{Add: &Add{}}}, nil, "need a path"},
 	}
 	for _, tc := range cases {
-		_, err := c.Commit(ctx, store, tc.read, tc.actions)
+		_, err := c.Commit(ctx, NewLog(store), tc.read, tc.actions)
 		if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) || !strings.Contains(err.Error(), tc.substr) {
 			t.Errorf("%s: err = %v, want %v containing %q", tc.name, err, tc.want, tc.substr)
 		}
 	}
 	// A table that needs a newer writer is read-only for us.
 	store.PutIfAbsent(ctx, commitKey(1), []byte(`{"protocol":{"minReaderVersion":1,"minWriterVersion":4}}`+"\n"))
-	_, err := NewStorageCommitter().Commit(ctx, store, 1, []Action{addFile("x", 1)})
+	_, err := NewStorageCommitter().Commit(ctx, NewLog(store), 1, []Action{addFile("x", 1)})
 	if !errors.Is(err, ErrUnsupportedFeature) || !strings.Contains(err.Error(), "writer version 4") {
 		t.Errorf("commit to writer-4 table: %v", err)
 	}
@@ -271,7 +271,7 @@ func TestFailedCheckpointKeepsCommit(t *testing.T) {
 	var logged strings.Builder
 	c := NewStorageCommitter()
 	c.Logger = slog.New(slog.NewTextHandler(&logged, nil))
-	v, err := c.Commit(context.Background(), store, 0, []Action{addFile("a", 1)})
+	v, err := c.Commit(context.Background(), NewLog(store), 0, []Action{addFile("a", 1)})
 	if err != nil || v != 1 {
 		t.Fatalf("commit: v=%d err=%v", v, err)
 	}
@@ -294,17 +294,67 @@ func BenchmarkCommitAndRefresh(b *testing.B) {
 	}
 	c := NewStorageCommitter()
 	c.CheckpointInterval = 1 << 30
-	if _, err := c.Commit(ctx, store, -1, createActions(nil)); err != nil {
+	log := NewLog(store)
+	if _, err := c.Commit(ctx, log, -1, createActions(nil)); err != nil {
 		b.Fatal(err)
 	}
 	reader := NewLog(store)
 	v := int64(0)
 	for i := 0; b.Loop(); i++ {
-		if v, err = c.Commit(ctx, store, v, []Action{addFile(fmt.Sprintf("f%d.parquet", i), 1)}); err != nil {
+		if v, err = c.Commit(ctx, log, v, []Action{addFile(fmt.Sprintf("f%d.parquet", i), 1)}); err != nil {
 			b.Fatal(err)
 		}
 		if s, err := reader.Snapshot(ctx, -1); err != nil || s.Version != v {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestCheckpointPacing: background checkpoints come at multiples of the interval, except
+// when the table has spent more than a tenth of the time since the last one checkpointing.
+func TestCheckpointPacing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store, c := newTable(t, map[string]string{"delta.checkpointInterval": "2"})
+	log := NewLog(store)
+	hasCheckpoint := func(v int64) bool {
+		_, err := store.Stat(ctx, fmt.Sprintf("_delta_log/%020d.checkpoint.parquet", v))
+		return err == nil
+	}
+	commitTo := func(v int64) {
+		for cur := log.cached().Version; cur < v; cur++ {
+			if _, err := c.Commit(ctx, log, cur, []Action{addFile(fmt.Sprintf("f%d.parquet", cur), 1)}); err != nil {
+				t.Fatal(err)
+			}
+			c.Wait()
+		}
+	}
+	if _, err := log.Snapshot(ctx, -1); err != nil {
+		t.Fatal(err)
+	}
+	commitTo(2)
+	if !hasCheckpoint(2) {
+		t.Fatal("no checkpoint at the first interval")
+	}
+	// Pretend the last checkpoint took an hour: the next intervals are skipped.
+	c.mu.Lock()
+	c.pacing[store.URL()].took = time.Hour
+	c.mu.Unlock()
+	commitTo(6)
+	if hasCheckpoint(4) || hasCheckpoint(6) {
+		t.Fatal("checkpoints written although the table is over its checkpoint time budget")
+	}
+	// Once enough time has passed the next multiple is checkpointed again.
+	c.mu.Lock()
+	c.pacing[store.URL()].took = time.Millisecond
+	c.mu.Unlock()
+	time.Sleep(10 * time.Millisecond)
+	commitTo(8)
+	if !hasCheckpoint(8) {
+		t.Fatal("no checkpoint once the budget allows one")
+	}
+	// Readers open the table from the newest checkpoint plus the commits after it.
+	if s, err := NewLog(store).Snapshot(ctx, -1); err != nil || s.Version != 8 || len(s.Files) != 8 {
+		t.Fatalf("reopen: %v %+v", err, s)
 	}
 }

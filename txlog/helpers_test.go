@@ -39,7 +39,7 @@ func newTable(t *testing.T, conf map[string]string) (storage.Store, *StorageComm
 	}
 	c := NewStorageCommitter()
 	t.Cleanup(c.Wait) // before the temp dir goes: background checkpoints write into it
-	if v, err := c.Commit(context.Background(), s, -1, createActions(conf)); err != nil || v != 0 {
+	if v, err := c.Commit(context.Background(), NewLog(s), -1, createActions(conf)); err != nil || v != 0 {
 		t.Fatalf("create: v=%d err=%v", v, err)
 	}
 	return s, c
@@ -47,7 +47,7 @@ func newTable(t *testing.T, conf map[string]string) (storage.Store, *StorageComm
 
 func mustCommit(t *testing.T, c Committer, s storage.Store, read int64, actions ...Action) int64 {
 	t.Helper()
-	v, err := c.Commit(context.Background(), s, read, actions)
+	v, err := c.Commit(context.Background(), NewLog(s), read, actions)
 	if err != nil {
 		t.Fatalf("commit at read version %d: %v", read, err)
 	}
