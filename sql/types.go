@@ -3,6 +3,7 @@ package sql
 import (
 	"fmt"
 	"strings"
+	"sync"
 
 	gms "github.com/dolthub/go-mysql-server/sql"
 	"github.com/dolthub/go-mysql-server/sql/planbuilder"
@@ -156,10 +157,43 @@ func gmsColumns(ctx *gms.Context, tableName string, sc *txlog.Schema, pk []strin
 	return gms.NewPrimaryKeySchema(cols, ordered...), nil
 }
 
+// parsedTypes caches MySQL column type strings parsed by the engine's SQL parser, which
+// every statement needs for every column of every table it names. Types are immutable
+// values. The cache is bounded (ENUM and SET types make the set of strings open-ended):
+// when full it starts over.
+var parsedTypes = typeCache{m: map[string]gms.Type{}}
+
+const typeCacheSize = 4096
+
+type typeCache struct {
+	mu sync.RWMutex
+	m  map[string]gms.Type
+}
+
+func (c *typeCache) get(s string) (gms.Type, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	t, ok := c.m[s]
+	return t, ok
+}
+
+func (c *typeCache) put(s string, t gms.Type) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= typeCacheSize {
+		c.m = map[string]gms.Type{}
+	}
+	c.m[s] = t
+}
+
 func gmsType(f txlog.StructField) (gms.Type, error) {
 	if s, ok := f.Metadata[metaMySQLType].(string); ok && s != "" {
+		if t, ok := parsedTypes.get(s); ok {
+			return t, nil
+		}
 		t, err := planbuilder.ParseColumnTypeString(s)
 		if err == nil {
+			parsedTypes.put(s, t)
 			return t, nil
 		}
 	}

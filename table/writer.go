@@ -74,6 +74,7 @@ type Writer struct {
 	partIdx    []int         // column indexes of the partition columns in schema
 	partNames  []string      // partition column names as spelled in the schema
 	props      *parquet.WriterProperties
+	smallProps *parquet.WriterProperties // files of a few rows: no dictionary
 	arrProps   pqarrow.ArrowWriterProperties
 
 	open    map[string]*openFile // by partition directory
@@ -89,7 +90,8 @@ type openFile struct {
 	dir    string
 	values map[string]string
 	buf    *bytes.Buffer
-	fw     *pqarrow.FileWriter
+	fw     *pqarrow.FileWriter // started at the first row group (see start)
+	w      *Writer
 	stats  *statsCollector
 	rows   int64
 	schema *arrow.Schema // of the data columns
@@ -132,9 +134,23 @@ func NewWriter(store storage.Store, schema *txlog.Schema, partitionCols []string
 		return nil, fmt.Errorf("table: every column is a partition column; a Delta data file needs at least one data column")
 	}
 	w.dataSchema = arrow.NewSchema(dataFields, nil)
-	w.props = parquet.NewWriterProperties(
+	w.props = writerProperties(opts, true)
+	w.smallProps = writerProperties(opts, false)
+	// No ARROW:schema in the footer: the Delta schema is the source of truth, and readers
+	// other than Arrow (Spark, DuckDB) see only standard Parquet logical types.
+	w.arrProps = pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(opts.Allocator))
+	return w, nil
+}
+
+// smallFileRows: a file whose rows all arrive in one row group of at most this many rows
+// (an autocommit INSERT, a small batch) is written without dictionary encoding, which on a
+// few rows saves nothing and costs more CPU than the rest of the encoding.
+const smallFileRows = 1024
+
+func writerProperties(opts WriterOptions, dictionary bool) *parquet.WriterProperties {
+	return parquet.NewWriterProperties(
 		parquet.WithCompression(compress.Codecs.Zstd),
-		parquet.WithDictionaryDefault(true),
+		parquet.WithDictionaryDefault(dictionary),
 		parquet.WithStats(true),
 		parquet.WithMaxRowGroupLength(opts.RowGroupRows),
 		// Spark and the Delta protocol store small decimals as INT32/INT64.
@@ -146,10 +162,6 @@ func NewWriter(store storage.Store, schema *txlog.Schema, partitionCols []string
 		// statistics from writers whose created_by it cannot parse.
 		parquet.WithCreatedBy("lakehoused version 0.1.0 (build arrow-go v18.8.0)"),
 	)
-	// No ARROW:schema in the footer: the Delta schema is the source of truth, and readers
-	// other than Arrow (Spark, DuckDB) see only standard Parquet logical types.
-	w.arrProps = pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(opts.Allocator))
-	return w, nil
 }
 
 // Write adds the rows of rec, which must have the full table schema (ArrowSchema). Rows are
@@ -296,12 +308,12 @@ func (w *Writer) writeTo(ctx context.Context, dir string, values map[string]stri
 	f.pendingRows += data.NumRows()
 	f.pendingBytes += data.NumRows() * rowBytes
 	for f.pendingRows >= w.opts.RowGroupRows {
-		if err := f.flushRows(w.opts.RowGroupRows); err != nil {
+		if err := f.flushRows(w.opts.RowGroupRows, false); err != nil {
 			return err
 		}
 	}
 	if f.pendingBytes >= w.opts.TargetFileSize {
-		if err := f.flushRows(f.pendingRows); err != nil {
+		if err := f.flushRows(f.pendingRows, false); err != nil {
 			return err
 		}
 	}
@@ -314,13 +326,27 @@ func (w *Writer) writeTo(ctx context.Context, dir string, values map[string]stri
 
 // encodedSize is the compressed size of the row groups encoded so far.
 func (f *openFile) encodedSize() int64 {
+	if f.fw == nil {
+		return 0
+	}
 	return max(f.fw.TotalCompressedBytes(), int64(f.buf.Len()))
 }
 
-// flushRows encodes the first n pending rows as one row group.
-func (f *openFile) flushRows(n int64) error {
+// flushRows encodes the first n pending rows as one row group; last says no rows follow.
+func (f *openFile) flushRows(n int64, last bool) error {
 	if n <= 0 {
 		return nil
+	}
+	if f.fw == nil {
+		props := f.w.props
+		if last && n <= smallFileRows {
+			props = f.w.smallProps
+		}
+		fw, err := pqarrow.NewFileWriter(f.schema, f.buf, props, f.w.arrProps)
+		if err != nil {
+			return fmt.Errorf("table: starting Parquet file in %q: %w", f.dir, err)
+		}
+		f.fw = fw
 	}
 	tbl := array.NewTableFromRecords(f.schema, f.pending)
 	defer tbl.Release()
@@ -361,16 +387,13 @@ func (f *openFile) discard() {
 		r.Release()
 	}
 	f.pending = nil
-	_ = f.fw.Close()
+	if f.fw != nil {
+		_ = f.fw.Close()
+	}
 }
 
 func (w *Writer) newFile(dir string, values map[string]string) (*openFile, error) {
-	buf := &bytes.Buffer{}
-	fw, err := pqarrow.NewFileWriter(w.dataSchema, buf, w.props, w.arrProps)
-	if err != nil {
-		return nil, fmt.Errorf("table: starting Parquet file: %w", err)
-	}
-	return &openFile{dir: dir, values: values, buf: buf, fw: fw, schema: w.dataSchema,
+	return &openFile{dir: dir, values: values, buf: &bytes.Buffer{}, w: w, schema: w.dataSchema,
 		stats: newStatsCollector(w.dataSchema.Fields(), w.opts.StatsColumns)}, nil
 }
 
@@ -387,15 +410,15 @@ func (w *Writer) finish(ctx context.Context, f *openFile) error {
 // file without rows). The key is remembered before the Put so that Abort also removes a
 // partially written object. It is safe to run for several files at once.
 func (w *Writer) finishFile(ctx context.Context, f *openFile, modTime int64) (*txlog.Add, error) {
-	if err := f.flushRows(f.pendingRows); err != nil {
+	if err := f.flushRows(f.pendingRows, true); err != nil {
 		f.discard()
 		return nil, err
 	}
-	if err := f.fw.Close(); err != nil {
-		return nil, fmt.Errorf("table: finishing Parquet file in %q: %w", f.dir, err)
-	}
 	if f.rows == 0 {
 		return nil, nil
+	}
+	if err := f.fw.Close(); err != nil {
+		return nil, fmt.Errorf("table: finishing Parquet file in %q: %w", f.dir, err)
 	}
 	key := f.dir + "part-" + uuid.NewString() + ".zstd.parquet"
 	w.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -15,9 +16,10 @@ type Snapshot struct {
 	Protocol  Protocol
 	Metadata  Metadata
 	Schema    *Schema // parsed Metadata.SchemaString
-	// Files are the live data files, sorted by Path.
+	// Files are the live data files, sorted by their key: the decoded path, then the
+	// deletion vector's id (for paths without %-escapes and deletion vectors, by Path).
 	Files []*Add
-	// Tombstones are removed files still kept for VACUUM, sorted by Path.
+	// Tombstones are removed files still kept for VACUUM, sorted the same way.
 	Tombstones []*Remove
 	// Txns is the latest txn per appId.
 	Txns map[string]Txn
@@ -25,28 +27,27 @@ type Snapshot struct {
 	Domains map[string]DomainMetadata
 	// CommitInfo is this version's own commitInfo (nil when it came from a checkpoint).
 	CommitInfo *CommitInfo
-
-	// Reconciliation state, keyed by fileKey, kept so the next Replay is incremental.
-	files map[string]*Add
-	tombs map[string]*Remove
-	// touched collects the file keys changed during one Replay (nil otherwise).
-	touched map[string]bool
 }
 
 // File returns the live file with the given path (encoded or decoded form).
 func (s *Snapshot) File(path string) (*Add, bool) {
-	if a, ok := s.files[fileKey(path, nil)]; ok {
-		return a, true
-	}
-	// A file with a deletion vector is keyed with its DV id; fall back to a scan.
 	dp := DecodePath(path)
-	for _, a := range s.Files {
+	// A file with a deletion vector is keyed "path#id", which sorts right after "path".
+	i := sort.Search(len(s.Files), func(i int) bool { return addKey(s.Files[i]) >= dp })
+	for ; i < len(s.Files); i++ {
+		a := s.Files[i]
 		if DecodePath(a.Path) == dp {
 			return a, true
+		}
+		if !strings.HasPrefix(addKey(a), dp) {
+			break
 		}
 	}
 	return nil, false
 }
+
+func addKey(a *Add) string       { return fileKey(a.Path, a.DeletionVector) }
+func removeKey(r *Remove) string { return fileKey(r.Path, r.DeletionVector) }
 
 // Commit is one version of the log with its parsed actions.
 type Commit struct {
@@ -60,6 +61,11 @@ type Commit struct {
 // be nil (an empty table; the first commit must then be version 0). base is not modified.
 // Replay does no I/O, so it is tested with plain values and reused by the checkpoint
 // loader, the incremental cache and the conflict-free retry path alike.
+//
+// Only the files the commits touch are looked at one by one: they are reconciled in a
+// small map, and the new sorted lists are the base's with those entries taken out (found
+// by binary search) and the new ones merged in, so a small commit on a table of many files
+// costs a copy of two slices rather than rehashing every file.
 func Replay(base *Snapshot, commits []Commit) (*Snapshot, error) {
 	if len(commits) == 0 {
 		if base == nil {
@@ -67,23 +73,11 @@ func Replay(base *Snapshot, commits []Commit) (*Snapshot, error) {
 		}
 		return base, nil
 	}
-	s := &Snapshot{Version: -1, files: map[string]*Add{}, tombs: map[string]*Remove{}, Txns: map[string]Txn{}, Domains: map[string]DomainMetadata{}}
+	s := &Snapshot{Version: -1, Txns: map[string]Txn{}, Domains: map[string]DomainMetadata{}}
 	if base != nil {
 		*s = *base
-		s.files = maps.Clone(base.files)
-		s.tombs = maps.Clone(base.tombs)
 		s.Txns = maps.Clone(base.Txns)
 		s.Domains = maps.Clone(base.Domains)
-		if s.files == nil {
-			s.files = map[string]*Add{}
-			s.tombs = map[string]*Remove{}
-			for _, a := range base.Files {
-				s.files[fileKey(a.Path, a.DeletionVector)] = a
-			}
-			for _, r := range base.Tombstones {
-				s.tombs[fileKey(r.Path, r.DeletionVector)] = r
-			}
-		}
 		if s.Txns == nil {
 			s.Txns = map[string]Txn{}
 		}
@@ -92,7 +86,7 @@ func Replay(base *Snapshot, commits []Commit) (*Snapshot, error) {
 		}
 	}
 	metaChanged := base == nil
-	s.touched = map[string]bool{}
+	d := newDelta()
 	for _, c := range commits {
 		if c.Version != s.Version+1 {
 			if s.Version < 0 {
@@ -100,7 +94,7 @@ func Replay(base *Snapshot, commits []Commit) (*Snapshot, error) {
 			}
 			return nil, fmt.Errorf("%w: version %d follows version %d; commit files are missing", ErrCorruptLog, c.Version, s.Version)
 		}
-		changed, err := s.apply(c.Version, c.Actions)
+		changed, err := s.apply(c.Version, c.Actions, d)
 		if err != nil {
 			return nil, err
 		}
@@ -119,19 +113,30 @@ func Replay(base *Snapshot, commits []Commit) (*Snapshot, error) {
 		}
 		s.Schema = sc
 	}
-	if base != nil && base.files != nil {
-		s.finishFrom(base)
-	} else {
-		s.finish()
+	var baseFiles []*Add
+	var baseTombs []*Remove
+	if base != nil {
+		baseFiles, baseTombs = base.Files, base.Tombstones
 	}
-	s.touched = nil
+	s.Files = mergeSorted(baseFiles, d.adds, addKey)
+	s.Tombstones = mergeSorted(baseTombs, d.tombs, removeKey)
 	return s, nil
 }
 
-// apply reconciles one version's actions into s and reports whether protocol or metadata
-// changed. Within a commit each file key has at most one add and one remove, so applying
-// in line order equals the protocol's "newest wins".
-func (s *Snapshot) apply(version int64, actions []Action) (metaChanged bool, err error) {
+// delta reconciles the file actions of the commits being replayed, by file key: the last
+// action on a key wins. A nil value means the key is no longer live (for adds) or no
+// longer a tombstone (for tombstones).
+type delta struct {
+	adds  map[string]*Add
+	tombs map[string]*Remove
+}
+
+func newDelta() *delta { return &delta{adds: map[string]*Add{}, tombs: map[string]*Remove{}} }
+
+// apply reconciles one version's actions into s and d and reports whether protocol or
+// metadata changed. Within a commit each file key has at most one add and one remove, so
+// applying in line order equals the protocol's "newest wins".
+func (s *Snapshot) apply(version int64, actions []Action, d *delta) (metaChanged bool, err error) {
 	if version == 0 {
 		var hasP, hasM bool
 		for _, a := range actions {
@@ -154,18 +159,16 @@ func (s *Snapshot) apply(version int64, actions []Action) (metaChanged bool, err
 			if a.Add.Path == "" {
 				return false, fmt.Errorf("%w: version %d: add without path", ErrCorruptLog, version)
 			}
-			k := fileKey(a.Add.Path, a.Add.DeletionVector)
-			s.files[k] = a.Add
-			delete(s.tombs, k)
-			s.touch(k)
+			k := addKey(a.Add)
+			d.adds[k] = a.Add
+			d.tombs[k] = nil
 		case a.Remove != nil:
 			if a.Remove.Path == "" {
 				return false, fmt.Errorf("%w: version %d: remove without path", ErrCorruptLog, version)
 			}
-			k := fileKey(a.Remove.Path, a.Remove.DeletionVector)
-			delete(s.files, k)
-			s.tombs[k] = a.Remove
-			s.touch(k)
+			k := removeKey(a.Remove)
+			d.adds[k] = nil
+			d.tombs[k] = a.Remove
 		case a.Txn != nil:
 			s.Txns[a.Txn.AppID] = *a.Txn
 		case a.Domain != nil:
@@ -179,62 +182,49 @@ func (s *Snapshot) apply(version int64, actions []Action) (metaChanged bool, err
 	return metaChanged, nil
 }
 
-func (s *Snapshot) touch(k string) {
-	if s.touched != nil {
-		s.touched[k] = true
+// mergeSorted returns old (sorted by key) with every key in changes taken out and the
+// non-nil values of changes merged in, sorted by key. old is not modified. Keys present
+// in old are found by binary search, so the cost is a copy of old plus O(k log n) for k
+// changes, whatever the size of old.
+func mergeSorted[T any](old []T, changes map[string]T, key func(T) string) []T {
+	if len(changes) == 0 {
+		return old
 	}
+	type change struct {
+		key string
+		v   T
+		nil bool
+	}
+	cs := make([]change, 0, len(changes))
+	for k, v := range changes {
+		cs = append(cs, change{key: k, v: v, nil: isNil(v)})
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].key < cs[j].key })
+	out := make([]T, 0, len(old)+len(cs))
+	i := 0
+	for _, c := range cs {
+		// Copy the run of old before c.key, drop old's entry with c.key, insert c's value.
+		j := i + sort.Search(len(old)-i, func(n int) bool { return key(old[i+n]) >= c.key })
+		out = append(out, old[i:j]...)
+		i = j
+		if i < len(old) && key(old[i]) == c.key {
+			i++
+		}
+		if !c.nil {
+			out = append(out, c.v)
+		}
+	}
+	return append(out, old[i:]...)
 }
 
-// finishFrom rebuilds the sorted slices by merging base's sorted slices (minus touched
-// keys) with the touched entries, which costs O(files + k log k) instead of sorting every
-// file again: the hot path of a refresh after a small commit.
-func (s *Snapshot) finishFrom(base *Snapshot) {
-	var adds []*Add
-	var rems []*Remove
-	for k := range s.touched {
-		if a, ok := s.files[k]; ok {
-			adds = append(adds, a)
-		}
-		if r, ok := s.tombs[k]; ok {
-			rems = append(rems, r)
-		}
+func isNil[T any](v T) bool {
+	switch x := any(v).(type) {
+	case *Add:
+		return x == nil
+	case *Remove:
+		return x == nil
 	}
-	sort.Slice(adds, func(i, j int) bool { return adds[i].Path < adds[j].Path })
-	sort.Slice(rems, func(i, j int) bool { return rems[i].Path < rems[j].Path })
-	s.Files = mergeSorted(base.Files, adds, s.touched, func(a *Add) string { return a.Path }, func(a *Add) string { return fileKey(a.Path, a.DeletionVector) })
-	s.Tombstones = mergeSorted(base.Tombstones, rems, s.touched, func(r *Remove) string { return r.Path }, func(r *Remove) string { return fileKey(r.Path, r.DeletionVector) })
-}
-
-// mergeSorted merges old (dropping entries whose key was touched) with the sorted fresh
-// entries, ordered by path.
-func mergeSorted[T any](old, fresh []T, touched map[string]bool, path, key func(T) string) []T {
-	out := make([]T, 0, len(old)+len(fresh))
-	j := 0
-	for _, o := range old {
-		if touched[key(o)] {
-			continue
-		}
-		for j < len(fresh) && path(fresh[j]) < path(o) {
-			out = append(out, fresh[j])
-			j++
-		}
-		out = append(out, o)
-	}
-	return append(out, fresh[j:]...)
-}
-
-// finish rebuilds the sorted public slices from the reconciliation maps.
-func (s *Snapshot) finish() {
-	s.Files = make([]*Add, 0, len(s.files))
-	for _, a := range s.files {
-		s.Files = append(s.Files, a)
-	}
-	sort.Slice(s.Files, func(i, j int) bool { return s.Files[i].Path < s.Files[j].Path })
-	s.Tombstones = make([]*Remove, 0, len(s.tombs))
-	for _, r := range s.tombs {
-		s.Tombstones = append(s.Tombstones, r)
-	}
-	sort.Slice(s.Tombstones, func(i, j int) bool { return s.Tombstones[i].Path < s.Tombstones[j].Path })
+	return false
 }
 
 // commitTimestamp is the time travel timestamp of a commit: inCommitTimestamp when the
@@ -262,8 +252,9 @@ func commitInfoOf(actions []Action) *CommitInfo {
 // snapshotFromCheckpoint builds the snapshot at version from a checkpoint's actions: the
 // already-reconciled state, applied as one pseudo-commit.
 func snapshotFromCheckpoint(version int64, ts time.Time, actions []Action) (*Snapshot, error) {
-	s := &Snapshot{Version: version, Timestamp: ts, files: map[string]*Add{}, tombs: map[string]*Remove{}, Txns: map[string]Txn{}, Domains: map[string]DomainMetadata{}}
-	if _, err := s.apply(-1, actions); err != nil {
+	s := &Snapshot{Version: version, Timestamp: ts, Txns: map[string]Txn{}, Domains: map[string]DomainMetadata{}}
+	d := newDelta()
+	if _, err := s.apply(-1, actions, d); err != nil {
 		return nil, err
 	}
 	if s.Protocol.MinReaderVersion == 0 || s.Metadata.SchemaString == "" {
@@ -274,6 +265,7 @@ func snapshotFromCheckpoint(version int64, ts time.Time, actions []Action) (*Sna
 		return nil, fmt.Errorf("%w: checkpoint %d: schemaString: %v", ErrCorruptLog, version, err)
 	}
 	s.Schema = sc
-	s.finish()
+	s.Files = mergeSorted(nil, d.adds, addKey)
+	s.Tombstones = mergeSorted(nil, d.tombs, removeKey)
 	return s, nil
 }

@@ -286,3 +286,86 @@ func TestCommitInfoLenient(t *testing.T) {
 		t.Errorf("a bad commitInfo field must not make the commit unreadable: %v", err)
 	}
 }
+
+// TestReplayMatchesModel replays random commits one at a time (the incremental path) and
+// all at once, and checks both against a plain map of the protocol's rules, including
+// %-escaped paths, deletion vectors and File lookups.
+func TestReplayMatchesModel(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(7, 11))
+	names := []string{"a", "b", "c=x y/f1", "c=x%20y/f2", "d/%41", "e", "f", "g"}
+	dv := &DeletionVector{StorageType: "u", PathOrInlineDv: "q", SizeInBytes: 1, Cardinality: 1}
+	commits := []Commit{at(0, createActions(nil)...)}
+	live := map[string]*Add{}     // key → add
+	tombs := map[string]*Remove{} // key → remove
+	inc, err := Replay(nil, commits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v := int64(1); v <= 300; v++ {
+		var actions []Action
+		used := map[string]bool{}
+		for range 1 + rng.IntN(4) {
+			name := names[rng.IntN(len(names))]
+			var d *DeletionVector
+			if rng.IntN(4) == 0 {
+				d = dv
+			}
+			k := fileKey(name, d)
+			if used[k] {
+				continue
+			}
+			used[k] = true
+			if _, ok := live[k]; ok && rng.IntN(2) == 0 {
+				r := &Remove{Path: name, DeletionVector: d, DataChange: true}
+				actions = append(actions, Action{Remove: r})
+				delete(live, k)
+				tombs[k] = r
+				continue
+			}
+			a := &Add{Path: name, DeletionVector: d, Size: v, DataChange: true}
+			actions = append(actions, Action{Add: a})
+			live[k] = a
+			delete(tombs, k)
+		}
+		c := at(v, actions...)
+		commits = append(commits, c)
+		if inc, err = Replay(inc, []Commit{c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full, err := Replay(nil, commits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Snapshot{inc, full} {
+		if len(s.Files) != len(live) || len(s.Tombstones) != len(tombs) {
+			t.Fatalf("files %d tombstones %d, want %d and %d", len(s.Files), len(s.Tombstones), len(live), len(tombs))
+		}
+		for i, a := range s.Files {
+			if live[addKey(a)] != a {
+				t.Errorf("file %s is not the live add of its key", a.Path)
+			}
+			if i > 0 && addKey(s.Files[i-1]) >= addKey(a) {
+				t.Errorf("files out of order at %d", i)
+			}
+		}
+		for i, r := range s.Tombstones {
+			if tombs[removeKey(r)] != r {
+				t.Errorf("tombstone %s is not the latest remove of its key", r.Path)
+			}
+			if i > 0 && removeKey(s.Tombstones[i-1]) >= removeKey(r) {
+				t.Errorf("tombstones out of order at %d", i)
+			}
+		}
+		for _, name := range names {
+			_, want := live[fileKey(name, nil)]
+			if !want {
+				_, want = live[fileKey(name, dv)]
+			}
+			if _, got := s.File(name); got != want {
+				t.Errorf("File(%q) = %v, want %v", name, got, want)
+			}
+		}
+	}
+}
