@@ -307,7 +307,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microse
 func BenchmarkFoundation(b *testing.B) {
 	rows := envInt("LAKEHOUSED_BENCH_ROWS", 10_000_000)
 	fileSize := envInt("LAKEHOUSED_BENCH_TARGET_FILE_SIZE", 8<<20)
-	only := os.Getenv("LAKEHOUSED_BENCH_ONLY") // "load" or "insert": one part alone, for profiling
+	only := os.Getenv("LAKEHOUSED_BENCH_ONLY") // "load", "load-nokey" or "insert": one part alone, for profiling
 	noKeyLoad := os.Getenv("LAKEHOUSED_BENCH_SKIP_NOKEY_LOAD") == "" && only == ""
 	for i := 0; i < b.N; i++ {
 		figures = nil
@@ -344,18 +344,22 @@ func foundation(b *testing.B, rows, fileSize int64, noKeyLoad bool, only string)
 	mustExec(b, admin, "CREATE DATABASE "+dbName)
 	db := n.open(b, dbName, 8)
 
-	// 1. Bulk load with a primary key.
-	mustExec(b, db, fmt.Sprintf("CREATE TABLE t (%s, PRIMARY KEY (id)) COMMENT 'delta.targetFileSize=%d'", createCols, fileSize))
-	progress("LOAD DATA into t (PRIMARY KEY (id), delta.targetFileSize=%d) …", fileSize)
+	// 1. Bulk load with a primary key (without, for profiling, under load-nokey).
+	key, keyName := ", PRIMARY KEY (id)", "pk"
+	if only == "load-nokey" {
+		key, keyName = "", "nokey"
+	}
+	mustExec(b, db, fmt.Sprintf("CREATE TABLE t (%s%s) COMMENT 'delta.targetFileSize=%d'", createCols, key, fileSize))
+	progress("LOAD DATA into t (%s, delta.targetFileSize=%d) …", keyName, fileSize)
 	b.StartTimer()
 	el := loadData(b, db, csv, "t")
 	b.StopTimer()
 	hwm := vmHWM()
-	figure("bulk_load_data_pk: %d rows in %.1fs = %s rows/s (target >= 500k); CSV %s; peak RSS (VmHWM) %s",
-		rows, el.Seconds(), rate(rows, el), mib(csvBytes), mib(hwm))
+	figure("bulk_load_data_%s: %d rows in %.1fs = %s rows/s (target >= 500k); CSV %s; peak RSS (VmHWM) %s",
+		keyName, rows, el.Seconds(), rate(rows, el), mib(csvBytes), mib(hwm))
 	b.ReportMetric(float64(rows)/el.Seconds(), "load_rows/s")
 	b.ReportMetric(float64(hwm)/(1<<20), "peak_rss_MiB")
-	if only == "load" {
+	if only == "load" || only == "load-nokey" {
 		return
 	}
 

@@ -201,19 +201,8 @@ func (e *Engine) commitTable(ctx *gms.Context, w *tableWrites) error {
 
 	inserted := w.liveInserts()
 	if inserted > 0 {
-		wr, err := table.NewWriter(ct.Store, snap.Schema, partCols, opts)
+		adds, err := writeInserts(ctx, ct.Store, snap, w)
 		if err != nil {
-			cleanup()
-			return fmt.Errorf("table %s: %w", name, err)
-		}
-		if err := w.writeInserts(ctx, wr); err != nil {
-			_ = wr.Abort(ctx)
-			cleanup()
-			return fmt.Errorf("table %s: write: %w", name, err)
-		}
-		adds, err := wr.Close(ctx)
-		if err != nil {
-			_ = wr.Abort(ctx)
 			cleanup()
 			return fmt.Errorf("table %s: write: %w", name, err)
 		}

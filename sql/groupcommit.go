@@ -12,7 +12,6 @@ import (
 	"github.com/dolthub/vitess/go/mysql"
 
 	"github.com/lakehoused/lakehoused/catalog"
-	"github.com/lakehoused/lakehoused/table"
 	"github.com/lakehoused/lakehoused/txlog"
 )
 
@@ -121,24 +120,14 @@ func (e *Engine) commitBatch(batch []*groupRequest) {
 	if len(accepted) == 0 {
 		return
 	}
-	wr, err := table.NewWriter(ct.Store, latest.Schema, latest.Metadata.PartitionColumns, writerOptions(latest))
-	if err != nil {
-		fail(accepted, tableError(ct, err))
-		return
-	}
 	rows := 0
-	for _, r := range accepted {
-		w := r.w
-		if err := w.writeInserts(ctx, wr); err != nil {
-			_ = wr.Abort(ctx)
-			fail(accepted, fmt.Errorf("table %s.%s: write: %w", ct.Entry.Database, ct.Entry.Name, err))
-			return
-		}
-		rows += w.liveInserts()
+	ws := make([]*tableWrites, len(accepted))
+	for i, r := range accepted {
+		ws[i] = r.w
+		rows += r.w.liveInserts()
 	}
-	adds, err := wr.Close(ctx)
+	adds, err := writeInserts(ctx, ct.Store, latest, ws...)
 	if err != nil {
-		_ = wr.Abort(ctx)
 		fail(accepted, fmt.Errorf("table %s.%s: write: %w", ct.Entry.Database, ct.Entry.Name, err))
 		return
 	}
@@ -169,10 +158,6 @@ func (e *Engine) commitBatch(batch []*groupRequest) {
 		v, err := e.cfg.Committer.Commit(ctx, ct.Log, readVersion, actions)
 		if err == nil {
 			e.commits.Add(1)
-			ws := make([]*tableWrites, len(accepted))
-			for i, r := range accepted {
-				ws[i] = r.w
-			}
 			e.noteInserted(ct, v, actions, ws)
 			fail(accepted, nil)
 			return
@@ -254,6 +239,9 @@ func (e *Engine) admit(ctx *gms.Context, latest *txlog.Snapshot, batch []*groupR
 
 // duplicateKey returns the text of a live key of w that ki or taken already holds.
 func duplicateKey(w *tableWrites, ki *keyIndex, taken map[string]bool) (string, error) {
+	if len(ki.keys) == 0 && len(taken) == 0 {
+		return "", nil // an empty table (the first bulk load) has nothing to collide with
+	}
 	dup := -1
 	w.eachLiveKey(func(k string, pos int) bool {
 		if _, inTable := ki.keys[k]; inTable || taken[k] {

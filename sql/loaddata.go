@@ -276,24 +276,22 @@ func (l *loadIter) run(ctx *gms.Context) (int, error) {
 	}
 	defer rc.Close()
 	w.begin()
-	n, idx, err := l.load(ctx, w, rc)
+	base := w.ins.len()
+	n, err := l.convert(ctx, w, rc)
 	if err != nil {
 		w.discard()
 		return 0, err
 	}
-	// The transaction's key → position index for the loaded rows is built by indexKeys;
-	// complete must not index them again.
+	// The loaded rows' keys join the transaction's index only when something looks a key
+	// up (see tableWrites.lazyKeys); complete must not index them.
+	keys := w.stmt.keys
 	w.stmt.keys = nil
 	if err := w.complete(); err != nil {
 		w.discard()
 		return 0, err
 	}
-	if len(w.insertIdx) == 0 {
-		w.insertIdx = idx
-	} else {
-		for k, pos := range idx {
-			w.insertIdx[k] = append(w.insertIdx[k], pos...)
-		}
+	if l.pk != nil {
+		w.lazyKeys = append(w.lazyKeys, keyRun{base: base, keys: keys})
 	}
 	return n, nil
 }
@@ -315,14 +313,6 @@ func indexKeys(base int, keys []string) map[string][]int {
 		m[k] = back[j : j+1 : j+1]
 	}
 	return m
-}
-
-func (l *loadIter) load(ctx *gms.Context, w *tableWrites, rc io.Reader) (n int, idx map[string][]int, err error) {
-	n, err = l.convert(ctx, w, rc)
-	if err == nil && l.pk != nil {
-		idx = indexKeys(w.ins.len(), w.stmt.keys)
-	}
-	return n, idx, err
 }
 
 func (l *loadIter) convert(ctx *gms.Context, w *tableWrites, rc io.Reader) (int, error) {

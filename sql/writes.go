@@ -12,6 +12,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/lakehoused/lakehoused/catalog"
+	"github.com/lakehoused/lakehoused/storage"
 	"github.com/lakehoused/lakehoused/table"
 	"github.com/lakehoused/lakehoused/txlog"
 )
@@ -38,12 +39,22 @@ type tableWrites struct {
 	// than the rows.
 	insertIdx map[string][]int
 	indexed   bool
+	// lazyKeys are the keys of rows bulk-loaded into a keyed table, not yet in insertIdx:
+	// an autocommit LOAD DATA never looks them up one by one, and indexing millions of keys
+	// costs about a third of the statement.
+	lazyKeys  []keyRun
 	deletes   map[string]int  // row key → number of snapshot rows deleted
 	delRows   []gms.Row       // the snapshot rows deleted, to find the files holding them
 	truncated bool            // all snapshot rows are deleted
 	ops       map[string]bool // insert, delete, update, truncate
 
 	stmt *stmtWrites
+}
+
+// keyRun is the keys of the inserted rows base, base+1, ….
+type keyRun struct {
+	base int
+	keys []string
 }
 
 type stmtWrites struct {
@@ -162,28 +173,43 @@ func (w *tableWrites) complete() error {
 	return nil
 }
 
-// writeInserts hands the transaction's live inserted rows to the Parquet writer.
-func (w *tableWrites) writeInserts(ctx context.Context, wr *table.Writer) error {
-	batches, release, err := w.ins.batches(func(i int) bool { return w.dead[i] })
+// writeInserts writes the live inserted rows of ws (in order) as data files laid out for
+// snap, encoding large writes on every core, and returns their add actions. On error
+// nothing is left behind.
+func writeInserts(ctx context.Context, store storage.Store, snap *txlog.Snapshot, ws ...*tableWrites) ([]*txlog.Add, error) {
+	var batches []arrow.RecordBatch
+	var release []func()
 	defer func() {
 		for _, r := range release {
 			r()
 		}
 	}()
-	if err != nil {
-		return err
-	}
-	for _, b := range batches {
-		if err := wr.Write(ctx, b); err != nil {
-			return err
+	for _, w := range ws {
+		bs, rel, err := w.ins.batches(func(i int) bool { return w.dead[i] })
+		release = append(release, rel...)
+		if err != nil {
+			return nil, err
 		}
+		batches = append(batches, bs...)
 	}
-	return nil
+	return table.WriteBatches(ctx, store, snap.Schema, snap.Metadata.PartitionColumns, writerOptions(snap), batches)
 }
 
 // eachLiveKey calls fn with every key that has a live inserted row and that row's position,
 // until fn returns false.
 func (w *tableWrites) eachLiveKey(fn func(k string, pos int) bool) {
+	if len(w.insertIdx) == 0 && len(w.pk) > 0 {
+		// Only bulk-loaded keys (live keys of a keyed table are distinct): no index needed.
+		for _, run := range w.lazyKeys {
+			for j, k := range run.keys {
+				if !w.dead[run.base+j] && !fn(k, run.base+j) {
+					return
+				}
+			}
+		}
+		return
+	}
+	_ = w.ensureIndex()
 	for k, positions := range w.insertIdx {
 		for _, i := range positions {
 			if !w.dead[i] {
@@ -196,8 +222,19 @@ func (w *tableWrites) eachLiveKey(fn func(k string, pos int) bool) {
 	}
 }
 
-// ensureIndex builds insertIdx for a keyless table on first need.
+// ensureIndex makes insertIdx cover every inserted row: it folds in bulk-loaded keys, and
+// builds the index of a keyless table on first need.
 func (w *tableWrites) ensureIndex() error {
+	for _, run := range w.lazyKeys {
+		if len(w.insertIdx) == 0 {
+			w.insertIdx = indexKeys(run.base, run.keys)
+			continue
+		}
+		for j, k := range run.keys {
+			w.insertIdx[k] = append(w.insertIdx[k], run.base+j)
+		}
+	}
+	w.lazyKeys = nil
 	if w.indexed {
 		return nil
 	}

@@ -323,8 +323,33 @@ func TestLoadDataFastPath(t *testing.T) {
 			t.Errorf("want 1062, got %v", err)
 		}
 		e.expect("SELECT COUNT(*), SUM(v) FROM tx", "2|3")
+		// Loaded rows are changed like any other by later statements of the transaction.
+		mustExec(t, e.c, "UPDATE tx SET v = 20 WHERE id = 2")
+		mustExec(t, e.c, "DELETE FROM tx WHERE id = 1")
+		if _, err := e.load("1,5\n4,4\n", "LOAD DATA INFILE '%s' INTO TABLE tx FIELDS TERMINATED BY ','"); err != nil {
+			t.Errorf("reloading a deleted key: %v", err)
+		}
+		if _, err := e.load("4,0\n", "LOAD DATA INFILE '%s' INTO TABLE tx FIELDS TERMINATED BY ','"); errCode(err) != 1062 {
+			t.Errorf("duplicate of a key loaded earlier in the transaction: %v", err)
+		}
+		e.expect("SELECT id, v FROM tx ORDER BY id", "1|5;2|20;4|4")
 		mustExec(t, e.c, "ROLLBACK")
 		e.expect("SELECT COUNT(*) FROM tx", "0")
+		// The same, committed.
+		mustExec(t, e.c, "BEGIN")
+		if _, err := e.load("1,1\n2,2\n3,3\n", "LOAD DATA INFILE '%s' INTO TABLE tx FIELDS TERMINATED BY ','"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.load("4,4\n", "LOAD DATA INFILE '%s' INTO TABLE tx FIELDS TERMINATED BY ','"); err != nil {
+			t.Fatal(err)
+		}
+		mustExec(t, e.c, "DELETE FROM tx WHERE id = 3")
+		mustExec(t, e.c, "UPDATE tx SET v = 40 WHERE id = 4")
+		mustExec(t, e.c, "COMMIT")
+		e.expect("SELECT id, v FROM tx ORDER BY id", "1|1;2|2;4|40")
+		if _, err := e.c.ExecContext(context.Background(), "INSERT INTO tx VALUES (2, 0)"); errCode(err) != 1062 {
+			t.Errorf("want 1062 after commit, got %v", err)
+		}
 		fast = e.n.fastLoads(t)
 	})
 

@@ -3,6 +3,7 @@ package table
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -60,5 +61,49 @@ func TestParquetLogicalTypes(t *testing.T) {
 	cc, _ := pf.MetaData().RowGroup(0).ColumnChunk(0)
 	if c := cc.Compression().String(); !strings.EqualFold(c, "zstd") {
 		t.Errorf("compression %s, want zstd", c)
+	}
+}
+
+// TestDictionaryEncoding: strings of a large enough write get a dictionary, numbers do not,
+// and a file of a few rows gets none at all.
+func TestDictionaryEncoding(t *testing.T) {
+	t.Parallel()
+	s := simpleSchema("id:long", "city:string")
+	var rows strings.Builder
+	rows.WriteString("[")
+	for i := range 5000 {
+		if i > 0 {
+			rows.WriteString(",")
+		}
+		fmt.Fprintf(&rows, `{"id":%d,"city":"c%d"}`, i, i%7)
+	}
+	rows.WriteString("]")
+	for _, tc := range []struct {
+		rows     string
+		wantDict []bool // per column: id, city
+	}{
+		{rows.String(), []bool{false, true}},
+		{`[{"id":1,"city":"x"}]`, []bool{false, false}},
+	} {
+		rec := recordFromJSON(t, s, tc.rows)
+		st := newMemStore()
+		adds := writeAll(t, st, s, nil, WriterOptions{}, rec)
+		rec.Release()
+		key, _ := url.PathUnescape(adds[0].Path)
+		data, _ := st.Get(context.Background(), key)
+		pf, err := file.NewParquetReader(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for c, want := range tc.wantDict {
+			cc, err := pf.MetaData().RowGroup(0).ColumnChunk(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cc.HasDictionaryPage(); got != want {
+				t.Errorf("%d rows, column %d: dictionary %v, want %v", rec.NumRows(), c, got, want)
+			}
+		}
+		pf.Close()
 	}
 }

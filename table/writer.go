@@ -134,8 +134,8 @@ func NewWriter(store storage.Store, schema *txlog.Schema, partitionCols []string
 		return nil, fmt.Errorf("table: every column is a partition column; a Delta data file needs at least one data column")
 	}
 	w.dataSchema = arrow.NewSchema(dataFields, nil)
-	w.props = writerProperties(opts, true)
-	w.smallProps = writerProperties(opts, false)
+	w.props = writerProperties(opts, dictionaryColumns(w.dataSchema))
+	w.smallProps = writerProperties(opts, nil)
 	// No ARROW:schema in the footer: the Delta schema is the source of truth, and readers
 	// other than Arrow (Spark, DuckDB) see only standard Parquet logical types.
 	w.arrProps = pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(opts.Allocator))
@@ -147,10 +147,26 @@ func NewWriter(store storage.Store, schema *txlog.Schema, partitionCols []string
 // few rows saves nothing and costs more CPU than the rest of the encoding.
 const smallFileRows = 1024
 
-func writerProperties(opts WriterOptions, dictionary bool) *parquet.WriterProperties {
-	return parquet.NewWriterProperties(
+// dictionaryColumns are the columns written with dictionary encoding: top-level strings
+// and binaries, where repeated values are common and a dictionary shrinks them most.
+// Numbers, dates and timestamps are written plain (then zstd-compressed): a dictionary
+// on a unique or near-unique numeric column (keys, amounts, event times) is built up to
+// its size limit and thrown away, which cost more CPU than the rest of the encoding.
+func dictionaryColumns(s *arrow.Schema) []string {
+	var out []string
+	for _, f := range s.Fields() {
+		switch f.Type.ID() {
+		case arrow.STRING, arrow.LARGE_STRING, arrow.BINARY, arrow.LARGE_BINARY:
+			out = append(out, f.Name)
+		}
+	}
+	return out
+}
+
+func writerProperties(opts WriterOptions, dictionary []string) *parquet.WriterProperties {
+	props := []parquet.WriterProperty{
 		parquet.WithCompression(compress.Codecs.Zstd),
-		parquet.WithDictionaryDefault(dictionary),
+		parquet.WithDictionaryDefault(false),
 		parquet.WithStats(true),
 		parquet.WithMaxRowGroupLength(opts.RowGroupRows),
 		// Spark and the Delta protocol store small decimals as INT32/INT64.
@@ -161,7 +177,11 @@ func writerProperties(opts WriterOptions, dictionary bool) *parquet.WriterProper
 		// "<app> version <semver>" is the form parquet-mr parses; it ignores binary
 		// statistics from writers whose created_by it cannot parse.
 		parquet.WithCreatedBy("lakehoused version 0.1.0 (build arrow-go v18.8.0)"),
-	)
+	}
+	for _, c := range dictionary {
+		props = append(props, parquet.WithDictionaryFor(c, true))
+	}
+	return parquet.NewWriterProperties(props...)
 }
 
 // Write adds the rows of rec, which must have the full table schema (ArrowSchema). Rows are
