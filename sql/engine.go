@@ -233,7 +233,9 @@ func (e *Engine) commitTable(ctx *gms.Context, w *tableWrites) error {
 	}
 	actions = append([]txlog.Action{{CommitInfo: info}}, actions...)
 	if _, err := e.cfg.Committer.Commit(ctx, ct.Log, snap.Version, actions); err != nil {
-		cleanup()
+		if !errors.Is(err, storage.ErrOutcomeUnknown) {
+			cleanup() // the commit is not in the log: its files must go
+		}
 		return tableError(ct, err)
 	}
 	e.commits.Add(1)

@@ -12,6 +12,7 @@ import (
 	"github.com/dolthub/vitess/go/mysql"
 
 	"github.com/lakehoused/lakehoused/catalog"
+	"github.com/lakehoused/lakehoused/storage"
 	"github.com/lakehoused/lakehoused/txlog"
 )
 
@@ -126,11 +127,23 @@ func (e *Engine) commitBatch(batch []*groupRequest) {
 		ws[i] = r.w
 		rows += r.w.liveInserts()
 	}
-	adds, err := writeInserts(ctx, ct.Store, latest, ws...)
+	sealed, err := sealInserts(ctx, ct.Store, latest, ws...)
 	if err != nil {
 		fail(accepted, fmt.Errorf("table %s.%s: write: %w", ct.Entry.Database, ct.Entry.Name, err))
 		return
 	}
+	adds := sealed.Adds
+	// The data files are stored while the commit file is staged (AfterDataDurable); a
+	// rebased retry finds them stored.
+	var stored sync.Once
+	var storeErr error
+	storeData := txlog.AfterDataDurable(func() error {
+		stored.Do(func() { storeErr = sealed.Put(ctx) })
+		if storeErr != nil {
+			return fmt.Errorf("table %s.%s: write: %w", ct.Entry.Database, ct.Entry.Name, storeErr)
+		}
+		return nil
+	})
 	keyed := len(lead.w.pk) > 0
 	blind := !keyed
 	info := &txlog.CommitInfo{
@@ -155,7 +168,7 @@ func (e *Engine) commitBatch(batch []*groupRequest) {
 	}
 	readVersion := latest.Version
 	for attempt := 0; ; attempt++ {
-		v, err := e.cfg.Committer.Commit(ctx, ct.Log, readVersion, actions)
+		v, err := e.cfg.Committer.Commit(ctx, ct.Log, readVersion, actions, storeData)
 		if err == nil {
 			e.commits.Add(1)
 			e.noteInserted(ct, v, actions, ws)
@@ -176,8 +189,8 @@ func (e *Engine) commitBatch(batch []*groupRequest) {
 			err = mysql.NewSQLError(mysql.ERLockDeadlock, mysql.SSLockDeadlock,
 				"table %s.%s: rows were committed concurrently; retry the transaction", ct.Entry.Database, ct.Entry.Name)
 		}
-		for _, a := range adds {
-			_ = ct.Store.Delete(context.Background(), a.Path)
+		if !errors.Is(err, storage.ErrOutcomeUnknown) {
+			sealed.Abort(ctx) // the commit is not in the log: its files must go
 		}
 		if _, ok := err.(*mysql.SQLError); !ok {
 			err = tableError(ct, err)

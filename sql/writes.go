@@ -177,6 +177,16 @@ func (w *tableWrites) complete() error {
 // snap, encoding large writes on every core, and returns their add actions. On error
 // nothing is left behind.
 func writeInserts(ctx context.Context, store storage.Store, snap *txlog.Snapshot, ws ...*tableWrites) ([]*txlog.Add, error) {
+	s, err := sealInserts(ctx, store, snap, ws...)
+	if err != nil {
+		return nil, err
+	}
+	return s.Store(ctx)
+}
+
+// sealInserts is writeInserts with the last files encoded but not yet stored (see
+// table.SealBatches).
+func sealInserts(ctx context.Context, store storage.Store, snap *txlog.Snapshot, ws ...*tableWrites) (*table.Sealed, error) {
 	var batches []arrow.RecordBatch
 	var release []func()
 	defer func() {
@@ -192,7 +202,7 @@ func writeInserts(ctx context.Context, store storage.Store, snap *txlog.Snapshot
 		}
 		batches = append(batches, bs...)
 	}
-	return table.WriteBatches(ctx, store, snap.Schema, snap.Metadata.PartitionColumns, writerOptions(snap), batches)
+	return table.SealBatches(ctx, store, snap.Schema, snap.Metadata.PartitionColumns, writerOptions(snap), batches)
 }
 
 // eachLiveKey calls fn with every key that has a live inserted row and that row's position,

@@ -143,26 +143,64 @@ func (l *Local) PutIfAbsent(ctx context.Context, key string, data []byte) error 
 	if err := checkKey("put", key); err != nil {
 		return err
 	}
-	dst := l.path(key)
 	// Cheap early exit; the link below is what actually decides.
-	if _, err := os.Lstat(dst); err == nil {
+	if _, err := os.Lstat(l.path(key)); err == nil {
 		return fmt.Errorf("storage: put %s: %w", key, ErrExist)
+	}
+	st, err := l.Stage(ctx, key, data)
+	if err != nil {
+		return err
+	}
+	defer st.Discard()
+	return st.PublishIfAbsent(ctx, key)
+}
+
+// Stage implements Stager: data goes to a new fsync'd temp file in key's directory.
+func (l *Local) Stage(ctx context.Context, key string, data []byte) (Staged, error) {
+	if err := checkKey("put", key); err != nil {
+		return nil, err
 	}
 	tmp, err := l.writeTemp(key, data)
 	if err != nil {
+		return nil, wrap("put", key, err)
+	}
+	return &localStaged{l: l, tmp: tmp}, nil
+}
+
+type localStaged struct {
+	l         *Local
+	tmp       string
+	published bool
+}
+
+func (s *localStaged) PublishIfAbsent(ctx context.Context, key string) error {
+	if err := checkKey("put", key); err != nil {
+		return err
+	}
+	dst := s.l.path(key)
+	if filepath.Dir(dst) != filepath.Dir(s.tmp) {
+		return fmt.Errorf("storage: publish %s: staged in another directory (%s)", key, filepath.Dir(s.tmp))
+	}
+	if s.published {
+		return fmt.Errorf("storage: publish %s: already published", key)
+	}
+	if err := os.Link(s.tmp, dst); err != nil {
 		return wrap("put", key, err)
 	}
-	defer os.Remove(tmp)
-	if err := os.Link(tmp, dst); err != nil {
-		return wrap("put", key, err)
-	}
+	s.published = true
 	// Removing the temp name before syncing the directory means the synced directory
 	// holds only the final name.
-	os.Remove(tmp)
+	os.Remove(s.tmp)
 	if err := syncDir(filepath.Dir(dst)); err != nil {
-		return wrap("put", key, err)
+		return fmt.Errorf("storage: put %s: %w: syncing the directory: %v", key, ErrOutcomeUnknown, err)
 	}
 	return nil
+}
+
+func (s *localStaged) Discard() {
+	if !s.published {
+		os.Remove(s.tmp)
+	}
 }
 
 // writeTemp writes data to a new fsync'd temp file next to key's final name, creating

@@ -19,6 +19,12 @@ var ErrNotExist = errors.New("storage: object does not exist")
 // ErrExist is returned (wrapped) by PutIfAbsent when the key already exists.
 var ErrExist = errors.New("storage: object already exists")
 
+// ErrOutcomeUnknown is returned (wrapped) when a write failed after the object may already
+// have become visible (on a filesystem: the directory sync after the link failed). The
+// caller must not assume the write did not happen; for a Delta commit, the data files it
+// references must be kept.
+var ErrOutcomeUnknown = errors.New("storage: the write may or may not have taken effect")
+
 // ObjectInfo describes one stored object.
 type ObjectInfo struct {
 	Key     string    // key relative to the store's root, slash-separated
@@ -50,6 +56,49 @@ type Store interface {
 	// URL is the root this store is addressed by (file:///abs/path or s3://bucket/prefix).
 	URL() string
 }
+
+// Stager is implemented by stores that can write an object's bytes durably before giving
+// them a name, so that the slow part of a PutIfAbsent (on a filesystem: writing and
+// fsyncing a temporary file) can overlap other work, such as the data files a Delta commit
+// references. Use the Stage function, which works on every store.
+type Stager interface {
+	// Stage writes data durably, invisible, in the place where key would go.
+	Stage(ctx context.Context, key string, data []byte) (Staged, error)
+}
+
+// Staged is data written by Stage, not yet visible under any key.
+type Staged interface {
+	// PublishIfAbsent makes the staged data visible under key, durably, if key does not
+	// exist; otherwise it returns an error wrapping ErrExist and the data stays staged (it
+	// may be published under another key). key must share the directory of the key given
+	// to Stage.
+	PublishIfAbsent(ctx context.Context, key string) error
+	// Discard drops data that was not published; it is a no-op after a publish.
+	Discard()
+}
+
+// Stage stages data for key in s: durably ahead of time when s is a Stager, otherwise in
+// memory, to be written by PutIfAbsent on publish.
+func Stage(ctx context.Context, s Store, key string, data []byte) (Staged, error) {
+	if st, ok := s.(Stager); ok {
+		return st.Stage(ctx, key, data)
+	}
+	if err := checkKey("put", key); err != nil {
+		return nil, err
+	}
+	return &memStaged{s: s, data: data}, nil
+}
+
+type memStaged struct {
+	s    Store
+	data []byte
+}
+
+func (m *memStaged) PublishIfAbsent(ctx context.Context, key string) error {
+	return m.s.PutIfAbsent(ctx, key, m.data)
+}
+
+func (m *memStaged) Discard() {}
 
 // ReaderAtCloser is a random-access reader that must be closed.
 type ReaderAtCloser interface {

@@ -330,3 +330,59 @@ func TestOpenURL(t *testing.T) {
 		}
 	}
 }
+
+// TestStagePublish: staged data is invisible until published, a taken key leaves it staged
+// for the next key, and Discard leaves nothing behind (no temp files in listings or on disk).
+func TestStagePublish(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for name, s := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			if err := s.PutIfAbsent(ctx, "_delta_log/00.json", []byte("other")); err != nil {
+				t.Fatal(err)
+			}
+			st, err := Stage(ctx, s, "_delta_log/00.json", []byte("mine"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if objs, _ := s.List(ctx, "_delta_log/"); len(objs) != 1 {
+				t.Fatalf("staged data is visible: %v", objs)
+			}
+			if err := st.PublishIfAbsent(ctx, "_delta_log/00.json"); !errors.Is(err, ErrExist) {
+				t.Fatalf("publish over an existing key: %v", err)
+			}
+			if err := st.PublishIfAbsent(ctx, "_delta_log/01.json"); err != nil {
+				t.Fatal(err)
+			}
+			st.Discard() // after publish: a no-op
+			if got, _ := s.Get(ctx, "_delta_log/01.json"); string(got) != "mine" {
+				t.Fatalf("published %q", got)
+			}
+			if got, _ := s.Get(ctx, "_delta_log/00.json"); string(got) != "other" {
+				t.Fatalf("the loser's key changed: %q", got)
+			}
+			st2, err := Stage(ctx, s, "_delta_log/02.json", []byte("dropped"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			st2.Discard()
+			if objs, _ := s.List(ctx, "_delta_log/"); len(objs) != 2 {
+				t.Fatalf("after discard: %v", objs)
+			}
+			if _, err := Stage(ctx, s, "../x", nil); err == nil {
+				t.Error("Stage accepted a bad key")
+			}
+		})
+	}
+	// On disk nothing but the two commits remains.
+	l, _ := NewLocal(t.TempDir())
+	st, _ := Stage(ctx, l, "a/x.json", []byte("1"))
+	st.Discard()
+	if err := st.PublishIfAbsent(ctx, "b/x.json"); err == nil {
+		t.Error("published into another directory")
+	}
+	entries, _ := os.ReadDir(filepath.Join(l.root, "a"))
+	if len(entries) != 0 {
+		t.Errorf("files left after discard: %v", entries)
+	}
+}

@@ -104,6 +104,31 @@ func (s *subStore) PutIfAbsent(ctx context.Context, k string, data []byte) error
 	return s.parent.PutIfAbsent(ctx, full, data)
 }
 
+func (s *subStore) Stage(ctx context.Context, k string, data []byte) (Staged, error) {
+	full, err := s.key("put", k)
+	if err != nil {
+		return nil, err
+	}
+	st, err := Stage(ctx, s.parent, full, data)
+	if err != nil {
+		return nil, err
+	}
+	return subStaged{st, s}, nil
+}
+
+type subStaged struct {
+	Staged
+	s *subStore
+}
+
+func (p subStaged) PublishIfAbsent(ctx context.Context, k string) error {
+	full, err := p.s.key("put", k)
+	if err != nil {
+		return err
+	}
+	return p.Staged.PublishIfAbsent(ctx, full)
+}
+
 func (s *subStore) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
 	if err := checkPrefix(prefix); err != nil {
 		return nil, err

@@ -23,19 +23,68 @@ const parallelMinRows = 256 << 10
 // across files (which is what min/max pruning needs). On error every file written is
 // deleted. The caller keeps ownership of batches.
 func WriteBatches(ctx context.Context, store storage.Store, schema *txlog.Schema, partitionCols []string, opts WriterOptions, batches []arrow.RecordBatch) ([]*txlog.Add, error) {
+	s, err := SealBatches(ctx, store, schema, partitionCols, opts, batches)
+	if err != nil {
+		return nil, err
+	}
+	return s.Store(ctx)
+}
+
+// Sealed is the result of SealBatches: final add actions whose last files are encoded but
+// not yet stored.
+type Sealed struct {
+	Adds    []*txlog.Add
+	writers []*Writer
+	puts    []func(context.Context) error
+}
+
+// Put stores the files not yet stored; it must succeed before the adds are committed.
+func (s *Sealed) Put(ctx context.Context) error {
+	errs := make([]error, len(s.puts))
+	parallel(len(s.puts), func(i int) { errs[i] = s.puts[i](ctx) })
+	return errors.Join(errs...)
+}
+
+// Store is Put, then Abort if Put failed; it returns the adds.
+func (s *Sealed) Store(ctx context.Context) ([]*txlog.Add, error) {
+	if err := s.Put(ctx); err != nil {
+		s.Abort(ctx)
+		return nil, err
+	}
+	return s.Adds, nil
+}
+
+// Abort deletes every file stored for these adds (before or after Put).
+func (s *Sealed) Abort(ctx context.Context) {
+	for _, w := range s.writers {
+		_ = w.Abort(context.WithoutCancel(ctx))
+	}
+}
+
+// SealBatches is WriteBatches up to the last files, which it encodes without storing (see
+// Writer.Seal): the caller stores them with Put, at the same time as it prepares the
+// commit, and calls Abort if the commit does not happen.
+func SealBatches(ctx context.Context, store storage.Store, schema *txlog.Schema, partitionCols []string, opts WriterOptions, batches []arrow.RecordBatch) (*Sealed, error) {
 	var total int64
 	for _, b := range batches {
 		total += b.NumRows()
 	}
 	workers := min(runtime.GOMAXPROCS(0), int(total/parallelMinRows))
 	runs := splitRuns(batches, total, max(workers, 1))
-	writers := make([]*Writer, len(runs))
+	defer func() {
+		for _, run := range runs {
+			for _, b := range run {
+				b.Release()
+			}
+		}
+	}()
+	s := &Sealed{writers: make([]*Writer, len(runs)), puts: make([]func(context.Context) error, len(runs))}
 	for i := range runs {
 		w, err := NewWriter(store, schema, partitionCols, opts)
 		if err != nil {
 			return nil, err
 		}
-		writers[i] = w
+		s.writers[i] = w
 	}
 	adds := make([][]*txlog.Add, len(runs))
 	errs := make([]error, len(runs))
@@ -45,30 +94,22 @@ func WriteBatches(ctx context.Context, store storage.Store, schema *txlog.Schema
 		go func() {
 			defer wg.Done()
 			for _, b := range run {
-				if errs[i] = writers[i].Write(ctx, b); errs[i] != nil {
+				if errs[i] = s.writers[i].Write(ctx, b); errs[i] != nil {
 					return
 				}
 			}
-			adds[i], errs[i] = writers[i].Close(ctx)
+			adds[i], s.puts[i], errs[i] = s.writers[i].Seal()
 		}()
 	}
 	wg.Wait()
-	for _, run := range runs {
-		for _, b := range run {
-			b.Release()
-		}
-	}
 	if err := errors.Join(errs...); err != nil {
-		for _, w := range writers {
-			_ = w.Abort(context.WithoutCancel(ctx))
-		}
+		s.Abort(ctx)
 		return nil, err
 	}
-	var out []*txlog.Add
 	for _, a := range adds {
-		out = append(out, a...)
+		s.Adds = append(s.Adds, a...)
 	}
-	return out, nil
+	return s, nil
 }
 
 // splitRuns cuts batches into n runs of about total/n rows each, slicing batches where a

@@ -147,3 +147,36 @@ func TestWriteBatchesFailureLeavesNothing(t *testing.T) {
 		t.Fatalf("files left after a failed write: %v", k)
 	}
 }
+
+// TestSealStoresOnPut: sealed adds are final before their files exist; Put stores them and
+// Abort removes them again.
+func TestSealStoresOnPut(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := simpleSchema("id:long", "p:string")
+	rec := recordFromJSON(t, s, `[{"id":1,"p":"a"},{"id":2,"p":"b"},{"id":3,"p":"a"}]`)
+	defer rec.Release()
+	st := newMemStore()
+	sealed, err := SealBatches(ctx, st, s, []string{"p"}, WriterOptions{}, []arrow.RecordBatch{rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sealed.Adds) != 2 || len(st.keys()) != 0 {
+		t.Fatalf("sealed: %d adds, stored %v", len(sealed.Adds), st.keys())
+	}
+	if err := sealed.Put(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := scanRows(t, st, s, []string{"p"}, sealed.Adds, ScanOptions{})
+	equalRows(t, rows, sortedRows(rec))
+	for _, a := range sealed.Adds {
+		data, err := st.Get(ctx, a.Path) // partition values here need no escaping
+		if err != nil || int64(len(data)) != a.Size {
+			t.Errorf("add %s: size %d, stored %d bytes (%v)", a.Path, a.Size, len(data), err)
+		}
+	}
+	sealed.Abort(ctx)
+	if k := st.keys(); len(k) != 0 {
+		t.Fatalf("files left after Abort: %v", k)
+	}
+}

@@ -419,34 +419,41 @@ func (w *Writer) newFile(dir string, values map[string]string) (*openFile, error
 
 // finish closes f, stores it durably and records its add action.
 func (w *Writer) finish(ctx context.Context, f *openFile) error {
-	add, err := w.finishFile(ctx, f, w.opts.Now().UnixMilli())
-	if add != nil {
-		w.adds = append(w.adds, add)
+	add, put, err := w.finishFile(f, w.opts.Now().UnixMilli())
+	if err != nil || add == nil {
+		return err
 	}
-	return err
+	if err := put(ctx); err != nil {
+		return err
+	}
+	w.adds = append(w.adds, add)
+	return nil
 }
 
-// finishFile encodes the rest of f, puts it into the store and returns its add (nil for a
-// file without rows). The key is remembered before the Put so that Abort also removes a
+// finishFile encodes the rest of f and returns its add (nil for a file without rows) and the
+// function that stores it. The key is remembered first, so that Abort also removes a
 // partially written object. It is safe to run for several files at once.
-func (w *Writer) finishFile(ctx context.Context, f *openFile, modTime int64) (*txlog.Add, error) {
+func (w *Writer) finishFile(f *openFile, modTime int64) (*txlog.Add, func(context.Context) error, error) {
 	if err := f.flushRows(f.pendingRows, true); err != nil {
 		f.discard()
-		return nil, err
+		return nil, nil, err
 	}
 	if f.rows == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err := f.fw.Close(); err != nil {
-		return nil, fmt.Errorf("table: finishing Parquet file in %q: %w", f.dir, err)
+		return nil, nil, fmt.Errorf("table: finishing Parquet file in %q: %w", f.dir, err)
 	}
 	key := f.dir + "part-" + uuid.NewString() + ".zstd.parquet"
 	w.mu.Lock()
 	w.written = append(w.written, key)
 	w.mu.Unlock()
 	data := f.buf.Bytes()
-	if err := w.store.Put(ctx, key, data); err != nil {
-		return nil, fmt.Errorf("table: storing data file %s: %w", key, err)
+	put := func(ctx context.Context) error {
+		if err := w.store.Put(ctx, key, data); err != nil {
+			return fmt.Errorf("table: storing data file %s: %w", key, err)
+		}
+		return nil
 	}
 	pv := make(map[string]string, len(w.partNames))
 	for _, name := range w.partNames {
@@ -459,7 +466,7 @@ func (w *Writer) finishFile(ctx context.Context, f *openFile, modTime int64) (*t
 		ModificationTime: modTime,
 		DataChange:       true,
 		Stats:            f.stats.json(),
-	}, nil
+	}, put, nil
 }
 
 // closeParallelism bounds the files finished at once by Close: encoding uses the cores,
@@ -471,8 +478,24 @@ const closeParallelism = 4
 // during Write first, then the rest in the order their partitions were first seen. Every
 // file is durable in the store when Close returns. After an error, call Abort.
 func (w *Writer) Close(ctx context.Context) ([]*txlog.Add, error) {
+	adds, put, err := w.Seal()
+	if err != nil {
+		return nil, err
+	}
+	if err := put(ctx); err != nil {
+		return nil, err
+	}
+	return adds, nil
+}
+
+// Seal is Close without storing the files still open: it encodes them and returns every
+// add action together with put, which stores those files (in parallel) and must succeed
+// before the adds are committed. Files rolled during Write are already stored. The adds
+// are final before put runs, so a commit can be prepared while the files are written
+// (txlog.AfterDataDurable). After an error from Seal or put, call Abort.
+func (w *Writer) Seal() ([]*txlog.Add, func(context.Context) error, error) {
 	if w.closed {
-		return nil, errors.New("table: Close called twice or after Abort")
+		return nil, nil, errors.New("table: Close called twice or after Abort")
 	}
 	w.closed = true
 	var files []*openFile
@@ -483,29 +506,48 @@ func (w *Writer) Close(ctx context.Context) ([]*txlog.Add, error) {
 		}
 	}
 	adds := make([]*txlog.Add, len(files))
+	puts := make([]func(context.Context) error, len(files))
 	errs := make([]error, len(files))
 	now := w.opts.Now().UnixMilli()
+	parallel(len(files), func(i int) {
+		adds[i], puts[i], errs[i] = w.finishFile(files[i], now)
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
+	}
+	var pending []func(context.Context) error
+	for i, a := range adds {
+		if a != nil {
+			w.adds = append(w.adds, a)
+			pending = append(pending, puts[i])
+		}
+	}
+	put := func(ctx context.Context) error {
+		perrs := make([]error, len(pending))
+		parallel(len(pending), func(i int) { perrs[i] = pending[i](ctx) })
+		return errors.Join(perrs...)
+	}
+	return w.adds, put, nil
+}
+
+// parallel runs fn(0..n-1), at most closeParallelism at a time, and waits for all.
+func parallel(n int, fn func(i int)) {
+	if n == 1 {
+		fn(0)
+		return
+	}
 	sem := make(chan struct{}, closeParallelism)
 	var wg sync.WaitGroup
-	for i, f := range files {
+	for i := range n {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			adds[i], errs[i] = w.finishFile(ctx, f, now)
+			fn(i)
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	for _, a := range adds {
-		if a != nil {
-			w.adds = append(w.adds, a)
-		}
-	}
-	return w.adds, nil
 }
 
 // Abort discards open files and deletes every file written so far, so a failed statement

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -356,5 +357,55 @@ func TestCheckpointPacing(t *testing.T) {
 	// Readers open the table from the newest checkpoint plus the commits after it.
 	if s, err := NewLog(store).Snapshot(ctx, -1); err != nil || s.Version != 8 || len(s.Files) != 8 {
 		t.Fatalf("reopen: %v %+v", err, s)
+	}
+}
+
+// TestAfterDataDurable: the commit file is published only after the data wait succeeds,
+// never when it fails, and the wait runs once even when the commit is retried.
+func TestAfterDataDurable(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store, c := newTable(t, nil)
+	log := NewLog(store)
+	visible := func(v int64) bool {
+		_, err := store.Stat(ctx, commitKey(v))
+		return err == nil
+	}
+	release := make(chan struct{})
+	var sawInvisible atomic.Bool
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Commit(ctx, log, 0, []Action{addFile("a.parquet", 1)}, AfterDataDurable(func() error {
+			<-release
+			sawInvisible.Store(!visible(1))
+			return nil
+		}))
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	if visible(1) {
+		t.Fatal("commit visible before its data is durable")
+	}
+	close(release)
+	if err := <-done; err != nil || !sawInvisible.Load() || !visible(1) {
+		t.Fatalf("commit: err=%v invisible-during-wait=%v visible-after=%v", err, sawInvisible.Load(), visible(1))
+	}
+
+	// A failed data write publishes nothing and returns the data error itself.
+	dataErr := errors.New("disk full writing data")
+	_, err := c.Commit(ctx, log, 1, []Action{addFile("b.parquet", 1)}, AfterDataDurable(func() error { return dataErr }))
+	if !errors.Is(err, dataErr) || visible(2) {
+		t.Fatalf("failed data: err=%v, version 2 visible=%v", err, visible(2))
+	}
+	if entries, _ := store.List(ctx, "_delta_log/"); len(entries) != 2 {
+		t.Fatalf("staged commit left behind: %v", entries)
+	}
+
+	// Losing the race to a non-conflicting commit retries without waiting again.
+	mustCommit(t, NewStorageCommitter(), store, 1, addFile("other.parquet", 1))
+	calls := 0
+	v, err := c.Commit(ctx, log, 1, []Action{addFile("c.parquet", 1)}, AfterDataDurable(func() error { calls++; return nil }))
+	if err != nil || v != 3 || calls != 1 {
+		t.Fatalf("retried commit: v=%d err=%v waits=%d", v, err, calls)
 	}
 }
