@@ -62,8 +62,28 @@ func (h handler) ComQuery(ctx context.Context, c *mysql.Conn, query string, cb m
 	if isPrepare(query) && asOfParam.MatchString(query) {
 		return errAsOfParam()
 	}
-	return explainNoDatabase(query, mapError(h.Handler.ComQuery(ctx, c, query, cb)))
+	return fixError(query, h.Handler.ComQuery(ctx, c, query, cb))
 }
+
+// fixError gives err the code, state and text a MySQL client expects for query.
+func fixError(query string, err error) error {
+	err = explainNoDatabase(query, mapError(err))
+	se, ok := err.(*mysql.SQLError)
+	if !ok || se.Num != mysql.ERNoSuchTable {
+		return err
+	}
+	// DROP TABLE of a missing table is 1051 in MySQL; 1146 elsewhere, with state 42S02.
+	if dropTable.MatchString(query) {
+		name := strings.TrimPrefix(se.Message, "table not found: ")
+		return mysql.NewSQLError(mysql.ERBadTable, "42S02", "Unknown table '%s'", name)
+	}
+	if se.State == mysql.SSUnknownSQLState {
+		return mysql.NewSQLError(se.Num, "42S02", "%s", se.Message)
+	}
+	return err
+}
+
+var dropTable = regexp.MustCompile(`(?is)^\s*DROP\s+(TEMPORARY\s+)?TABLES?\b`)
 
 var tableFunctionCall = regexp.MustCompile(`(?i)\blake_\w+\s*\(`)
 
@@ -83,7 +103,7 @@ func (h handler) ComMultiQuery(ctx context.Context, c *mysql.Conn, query string,
 		return "", errAsOfParam()
 	}
 	rest, err := h.Handler.ComMultiQuery(ctx, c, query, cb)
-	return rest, explainNoDatabase(query, mapError(err))
+	return rest, fixError(query, err)
 }
 
 func (h handler) ComPrepare(ctx context.Context, c *mysql.Conn, query string, p *mysql.PrepareData) ([]*querypb.Field, error) {

@@ -18,6 +18,7 @@ import (
 const (
 	metaMySQLType = "lakehoused.mysql.type"    // e.g. "varchar(20)", "int unsigned", "json"
 	metaDefault   = "lakehoused.mysql.default" // default expression as written
+	metaOnUpdate  = "lakehoused.mysql.onUpdate" // ON UPDATE expression as written
 	metaComment   = "comment"                  // Spark's key for column comments
 	metaJSON      = "lakehoused.json"          // string column holding JSON
 	metaMaxLength = "lakehoused.maxLength"     // declared character length, enforced on write
@@ -37,6 +38,9 @@ func deltaField(c *gms.Column) (txlog.StructField, error) {
 	f.Metadata[metaMySQLType] = mysqlTypeString(t)
 	if c.Default != nil {
 		f.Metadata[metaDefault] = c.Default.String()
+	}
+	if c.OnUpdate != nil {
+		f.Metadata[metaOnUpdate] = c.OnUpdate.String()
 	}
 	if c.Comment != "" {
 		f.Metadata[metaComment] = c.Comment
@@ -125,16 +129,14 @@ func gmsColumns(ctx *gms.Context, tableName string, sc *txlog.Schema, pk []strin
 			c.Comment = s
 		}
 		if s, ok := f.Metadata[metaDefault].(string); ok && s != "" {
-			d, err := planbuilder.StringToColumnDefaultValue(ctx, s)
-			if err == nil {
-				// Typed like the column, so the engine treats it as resolved (as it does
-				// defaults it analysed itself at CREATE TABLE).
-				d, err = gms.NewColumnDefaultValue(d.Expr, t, d.IsLiteral(), d.IsParenthesized(), f.Nullable)
-			}
+			d, err := storedDefault(ctx, s, t, f.Nullable)
 			if err != nil {
 				return gms.PrimaryKeySchema{}, fmt.Errorf("table %s column %q: stored default %q: %w", tableName, f.Name, s, err)
 			}
 			c.Default = d
+		}
+		if s, ok := f.Metadata[metaOnUpdate].(string); ok && s != "" {
+			c.OnUpdate = gms.NewUnresolvedColumnDefaultValue(s)
 		}
 		for _, k := range pk {
 			if strings.EqualFold(k, f.Name) {
@@ -155,6 +157,20 @@ func gmsColumns(ctx *gms.Context, tableName string, sc *txlog.Schema, pk []strin
 		}
 	}
 	return gms.NewPrimaryKeySchema(cols, ordered...), nil
+}
+
+// storedDefault turns a default saved as text back into the engine's form. A literal is
+// typed like the column, as the engine does with defaults it analysed itself. Any other
+// expression (CURRENT_TIMESTAMP, (a + 1), UUID()) is handed over unresolved: the engine
+// resolves such defaults in every INSERT and UPDATE plan, with functions and columns in
+// scope. (GMS v0.20.0's StringToColumnDefaultValue cannot parse them back: it formats the
+// parsed function node with %s.)
+func storedDefault(ctx *gms.Context, s string, t gms.Type, nullable bool) (*gms.ColumnDefaultValue, error) {
+	d, err := planbuilder.StringToColumnDefaultValue(ctx, s)
+	if err == nil && d.IsLiteral() {
+		return gms.NewColumnDefaultValue(d.Expr, t, true, d.IsParenthesized(), nullable)
+	}
+	return gms.NewUnresolvedColumnDefaultValue(s), nil
 }
 
 // parsedTypes caches MySQL column type strings parsed by the engine's SQL parser, which
