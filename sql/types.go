@@ -16,12 +16,12 @@ import (
 // Column metadata keys lakehoused writes into the Delta schema. Other engines ignore them;
 // they let SHOW CREATE TABLE give back what the user declared.
 const (
-	metaMySQLType = "lakehoused.mysql.type"    // e.g. "varchar(20)", "int unsigned", "json"
-	metaDefault   = "lakehoused.mysql.default" // default expression as written
+	metaMySQLType = "lakehoused.mysql.type"     // e.g. "varchar(20)", "int unsigned", "json"
+	metaDefault   = "lakehoused.mysql.default"  // default expression as written
 	metaOnUpdate  = "lakehoused.mysql.onUpdate" // ON UPDATE expression as written
-	metaComment   = "comment"                  // Spark's key for column comments
-	metaJSON      = "lakehoused.json"          // string column holding JSON
-	metaMaxLength = "lakehoused.maxLength"     // declared character length, enforced on write
+	metaComment   = "comment"                   // Spark's key for column comments
+	metaJSON      = "lakehoused.json"           // string column holding JSON
+	metaMaxLength = "lakehoused.maxLength"      // declared character length, enforced on write
 )
 
 // Table properties lakehoused keeps in metaData.configuration.
