@@ -288,9 +288,11 @@ func (e *Engine) deleteCandidates(ctx *gms.Context, w *tableWrites, sch gms.Prim
 			return nil, err
 		}
 		paths := map[string]bool{}
+		ki.mu.Lock()
 		for k := range w.deletes {
 			paths[ki.keys[k]] = true
 		}
+		ki.mu.Unlock()
 		var out []*txlog.Add
 		for _, f := range snap.Files {
 			if paths[f.Path] {
@@ -444,7 +446,9 @@ func (e *Engine) lookupKey(ctx *gms.Context, t *Table, k string) (gms.Row, bool,
 	if err != nil {
 		return nil, false, err
 	}
+	ki.mu.Lock()
 	path, ok := ki.keys[k]
+	ki.mu.Unlock()
 	if !ok {
 		return nil, false, nil
 	}
@@ -495,6 +499,7 @@ func (e *Engine) readFileRows(ctx context.Context, t *Table, f *txlog.Add) ([]gm
 // keyIndexAt returns an index matching t's pinned version exactly. The shared index moves
 // forward; a transaction pinned to an older version gets a private one (rare: it needs a
 // concurrent commit, and such an insert would then fail the commit's conflict check anyway).
+// Readers of the returned index hold its mu: commits move the shared one forward.
 func (e *Engine) keyIndexAt(ctx context.Context, t *Table) (*keyIndex, error) {
 	e.keysMu.Lock()
 	ki, ok := e.keys[t.ct]

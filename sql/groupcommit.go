@@ -252,6 +252,8 @@ func (e *Engine) admit(ctx *gms.Context, latest *txlog.Snapshot, batch []*groupR
 
 // duplicateKey returns the text of a live key of w that ki or taken already holds.
 func duplicateKey(w *tableWrites, ki *keyIndex, taken map[string]bool) (string, error) {
+	ki.mu.Lock()
+	defer ki.mu.Unlock()
 	if len(ki.keys) == 0 && len(taken) == 0 {
 		return "", nil // an empty table (the first bulk load) has nothing to collide with
 	}

@@ -99,3 +99,66 @@ func TestConcurrentAppendsAllCommit(t *testing.T) {
 		t.Errorf("racing inserts of one key: %d won, %d got 1062; want 1 and %d", wins, dups, clients-1)
 	}
 }
+
+// Many clients insert overlapping keys at once, so duplicates meet in the same batch, in a
+// batch being prepared while another publishes, and across batches: every key ends up
+// exactly once, with the value of the one statement that got OK, and every other
+// statement for that key got 1062.
+func TestRacingDuplicateKeys(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, "")
+	setup := n.conn("")
+	mustExec(t, setup, "CREATE DATABASE d")
+	mustExec(t, setup, "CREATE TABLE d.k (id INT PRIMARY KEY, c INT)")
+	const clients, keys = 6, 60
+	var mu sync.Mutex
+	winner := map[int]int{} // key → client that got OK
+	var wg sync.WaitGroup
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			db := n.db("d")
+			for i := 0; i < keys; i++ {
+				k := (i*7 + c*13) % keys // every client tries every key, in different orders
+				_, err := db.Exec(fmt.Sprintf("INSERT INTO k VALUES (%d, %d)", k, c))
+				mu.Lock()
+				switch {
+				case err == nil:
+					if prev, ok := winner[k]; ok {
+						t.Errorf("key %d: clients %d and %d both got OK", k, prev, c)
+					}
+					winner[k] = c
+				case errCode(err) != 1062:
+					t.Errorf("key %d, client %d: %v", k, c, err)
+				}
+				mu.Unlock()
+			}
+		}(c)
+	}
+	wg.Wait()
+	rows, err := setup.QueryContext(context.Background(), "SELECT id, c FROM d.k ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[int]int{}
+	for rows.Next() {
+		var id, c int
+		if err := rows.Scan(&id, &c); err != nil {
+			t.Fatal(err)
+		}
+		if _, dup := got[id]; dup {
+			t.Errorf("key %d stored twice", id)
+		}
+		got[id] = c
+	}
+	if len(got) != keys || len(winner) != keys {
+		t.Fatalf("%d keys stored, %d acknowledged, want %d", len(got), len(winner), keys)
+	}
+	for k, c := range winner {
+		if got[k] != c {
+			t.Errorf("key %d holds client %d's row, but client %d got the OK", k, got[k], c)
+		}
+	}
+}
