@@ -1,10 +1,13 @@
 package sql
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
 	gms "github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/go-mysql-server/sql/expression"
+	"github.com/dolthub/go-mysql-server/sql/transform"
 	"github.com/dolthub/vitess/go/mysql"
 
 	"github.com/lakehoused/lakehoused/table"
@@ -14,6 +17,8 @@ import (
 // ALTER TABLE is Delta schema evolution: each change commits a new metaData action.
 //
 // ADD COLUMN needs no rewrite: files written before simply lack the column and read as NULL.
+// With a default, existing rows get it, so the files are rewritten with the column filled
+// in, in the same commit as the new schema.
 // DROP and RENAME COLUMN do rewrite every file. Without Delta column mapping (a reader
 // feature that would lock out older readers) the physical column name in Parquet is the
 // logical one, so a dropped column left in old files would reappear if a column of the same
@@ -48,7 +53,59 @@ func (t *Table) AddColumn(ctx *gms.Context, column *gms.Column, order *gms.Colum
 		}
 	}
 	fields = append(fields[:pos], append([]txlog.StructField{f}, fields[pos:]...)...)
-	return t.commitSchema(ctx, "ADD COLUMNS", fields, nil)
+	// Existing rows get the default, in the same commit as the new schema: the files are
+	// rewritten with the column filled in. Without a default they read it as NULL.
+	var fill map[string]any
+	if column.Default != nil && len(t.snap.Files) > 0 {
+		v, err := addedColumnValue(ctx, column)
+		if err != nil {
+			return err
+		}
+		if v != nil {
+			fill = map[string]any{column.Name: v}
+		}
+	}
+	if err := t.commitSchema(ctx, "ADD COLUMNS", fields, nil, fill); err != nil {
+		return err
+	}
+	// GMS follows ADD COLUMN with a pass that sets the default on every row of this very
+	// table object: it must see the new column (the rows already hold the value, so the
+	// pass changes nothing; see editor.Update).
+	return t.reload(ctx)
+}
+
+// addedColumnValue is the value existing rows get for a column added with a default.
+func addedColumnValue(ctx *gms.Context, column *gms.Column) (any, error) {
+	refs := false
+	transform.InspectExpr(column.Default, func(x gms.Expression) bool {
+		if _, ok := x.(*expression.GetField); ok {
+			refs = true
+		}
+		return refs
+	})
+	if refs {
+		return nil, mysql.NewSQLError(mysql.ERNotSupportedYet, mysql.SSUnknownSQLState,
+			"ADD COLUMN %s: a default that refers to other columns cannot be added to a table with rows yet", column.Name)
+	}
+	v, err := column.Default.Eval(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("ADD COLUMN %s: default: %w", column.Name, err)
+	}
+	return v, nil
+}
+
+// reload points t at the table's latest version.
+func (t *Table) reload(ctx *gms.Context) error {
+	snap, err := t.ct.Log.Snapshot(ctx, -1)
+	if err != nil {
+		return tableError(t.ct, err)
+	}
+	fresh, err := newTable(ctx, t.db, t.ct, snap, false)
+	if err != nil {
+		return err
+	}
+	*t = *fresh
+	return nil
 }
 
 func (t *Table) DropColumn(ctx *gms.Context, name string) error {
@@ -68,7 +125,7 @@ func (t *Table) DropColumn(ctx *gms.Context, name string) error {
 	}
 	fields := append([]txlog.StructField(nil), t.snap.Schema.Fields[:i]...)
 	fields = append(fields, t.snap.Schema.Fields[i+1:]...)
-	return t.commitSchema(ctx, "DROP COLUMNS", fields, nil)
+	return t.commitSchema(ctx, "DROP COLUMNS", fields, nil, nil)
 }
 
 // ModifyColumn serves RENAME COLUMN and CHANGE/MODIFY COLUMN when the stored type stays the same.
@@ -103,12 +160,15 @@ func (t *Table) ModifyColumn(ctx *gms.Context, name string, column *gms.Column, 
 	if !strings.EqualFold(name, column.Name) {
 		renames = map[string]string{strings.ToLower(name): column.Name}
 	}
-	return t.commitSchema(ctx, "CHANGE COLUMN", fields, renames)
+	return t.commitSchema(ctx, "CHANGE COLUMN", fields, renames, nil)
 }
 
 // commitSchema commits the new schema. Renamed or dropped columns force a rewrite of every
 // file into the new schema (see the file comment); the key property follows renames.
-func (t *Table) commitSchema(ctx *gms.Context, op string, fields []txlog.StructField, renames map[string]string) error {
+//
+// fill gives values for columns that are new in fields (ADD COLUMN with a default); it too
+// forces the rewrite.
+func (t *Table) commitSchema(ctx *gms.Context, op string, fields []txlog.StructField, renames map[string]string, fill map[string]any) error {
 	newSchema := &txlog.Schema{Type: "struct", Fields: fields}
 	meta := t.snap.Metadata
 	meta.SchemaString = newSchema.String()
@@ -129,14 +189,14 @@ func (t *Table) commitSchema(ctx *gms.Context, op string, fields []txlog.StructF
 	now := time.Now().UnixMilli()
 	actions := []txlog.Action{{MetaData: &meta}}
 
-	rewrite := op == "DROP COLUMNS" || len(renames) > 0
+	rewrite := op == "DROP COLUMNS" || len(renames) > 0 || len(fill) > 0
 	if rewrite && len(t.snap.Files) > 0 {
-		adds, removes, err := t.rewriteInto(ctx, newSchema, renames)
+		adds, removes, err := t.rewriteInto(ctx, newSchema, renames, fill)
 		if err != nil {
 			return err
 		}
 		for _, a := range adds {
-			a.DataChange = false
+			a.DataChange = len(fill) > 0 // new values, not just a new layout
 			actions = append(actions, txlog.Action{Add: a})
 		}
 		for _, r := range removes {
@@ -157,7 +217,7 @@ func (t *Table) commitSchema(ctx *gms.Context, op string, fields []txlog.StructF
 }
 
 // rewriteInto copies every live file into newSchema, renaming columns on the way.
-func (t *Table) rewriteInto(ctx *gms.Context, newSchema *txlog.Schema, renames map[string]string) ([]*txlog.Add, []*txlog.Remove, error) {
+func (t *Table) rewriteInto(ctx *gms.Context, newSchema *txlog.Schema, renames map[string]string, fill map[string]any) ([]*txlog.Add, []*txlog.Remove, error) {
 	as, err := table.ArrowSchema(newSchema)
 	if err != nil {
 		return nil, nil, err
@@ -186,6 +246,8 @@ func (t *Table) rewriteInto(ctx *gms.Context, newSchema *txlog.Schema, renames m
 				}
 				if k := t.schema.Schema.IndexOfColName(src); k >= 0 {
 					nr[j] = r[k]
+				} else if v, ok := fill[nf.Name]; ok {
+					nr[j] = v
 				}
 			}
 			out[i] = nr

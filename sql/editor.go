@@ -184,6 +184,10 @@ func (e *editor) Delete(ctx *gms.Context, row gms.Row) error {
 }
 
 func (e *editor) Update(ctx *gms.Context, old, new gms.Row) error {
+	// A row that does not change is not rewritten (MySQL counts it as matched, not changed).
+	if same, err := old.Equals(ctx, new, e.t.schema.Schema); err == nil && same {
+		return nil
+	}
 	if err := e.Delete(ctx, old); err != nil {
 		return err
 	}

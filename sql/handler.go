@@ -62,7 +62,37 @@ func (h handler) ComQuery(ctx context.Context, c *mysql.Conn, query string, cb m
 	if isPrepare(query) && asOfParam.MatchString(query) {
 		return errAsOfParam()
 	}
+	if describeQuery.MatchString(query) {
+		cb = unquoteDefaults(cb)
+	}
 	return fixError(query, h.Handler.ComQuery(ctx, c, query, cb))
+}
+
+var describeQuery = regexp.MustCompile(`(?is)^\s*(DESCRIBE|DESC|SHOW\s+(FULL\s+)?(COLUMNS|FIELDS))\s`)
+
+// unquoteDefaults shows string defaults in DESCRIBE / SHOW COLUMNS as MySQL does, bare
+// (abc), where the engine prints them as SQL literals ('abc').
+func unquoteDefaults(cb mysql.ResultSpoolFn) mysql.ResultSpoolFn {
+	return func(res *sqltypes.Result, more bool) error {
+		col := -1
+		for i, f := range res.Fields {
+			if strings.EqualFold(f.Name, "Default") {
+				col = i
+			}
+		}
+		if col >= 0 {
+			for _, row := range res.Rows {
+				if col >= len(row) || row[col].IsNull() {
+					continue
+				}
+				v := row[col].ToString()
+				if len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'' {
+					row[col] = sqltypes.NewVarChar(strings.ReplaceAll(v[1:len(v)-1], "''", "'"))
+				}
+			}
+		}
+		return cb(res, more)
+	}
 }
 
 // fixError gives err the code, state and text a MySQL client expects for query.
@@ -101,6 +131,9 @@ func explainNoDatabase(query string, err error) error {
 func (h handler) ComMultiQuery(ctx context.Context, c *mysql.Conn, query string, cb mysql.ResultSpoolFn) (string, error) {
 	if isPrepare(query) && asOfParam.MatchString(query) {
 		return "", errAsOfParam()
+	}
+	if describeQuery.MatchString(query) {
+		cb = unquoteDefaults(cb)
 	}
 	rest, err := h.Handler.ComMultiQuery(ctx, c, query, cb)
 	return rest, fixError(query, err)
