@@ -1,6 +1,8 @@
 package sql
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/dolthub/go-mysql-server/sql/transform"
 	"github.com/dolthub/vitess/go/mysql"
 
+	"github.com/lakehoused/lakehoused/storage"
 	"github.com/lakehoused/lakehoused/table"
 	"github.com/lakehoused/lakehoused/txlog"
 )
@@ -55,15 +58,12 @@ func (t *Table) AddColumn(ctx *gms.Context, column *gms.Column, order *gms.Colum
 	fields = append(fields[:pos], append([]txlog.StructField{f}, fields[pos:]...)...)
 	// Existing rows get the default, in the same commit as the new schema: the files are
 	// rewritten with the column filled in. Without a default they read it as NULL.
-	var fill map[string]any
+	var fill map[string]gms.Expression
 	if column.Default != nil && len(t.snap.Files) > 0 {
-		v, err := addedColumnValue(ctx, column)
-		if err != nil {
+		if err := checkAddedDefault(column); err != nil {
 			return err
 		}
-		if v != nil {
-			fill = map[string]any{column.Name: v}
-		}
+		fill = map[string]gms.Expression{column.Name: column.Default}
 	}
 	if err := t.commitSchema(ctx, "ADD COLUMNS", fields, nil, fill); err != nil {
 		return err
@@ -74,8 +74,10 @@ func (t *Table) AddColumn(ctx *gms.Context, column *gms.Column, order *gms.Colum
 	return t.reload(ctx)
 }
 
-// addedColumnValue is the value existing rows get for a column added with a default.
-func addedColumnValue(ctx *gms.Context, column *gms.Column) (any, error) {
+// checkAddedDefault refuses defaults that existing rows cannot be given: ones that refer
+// to other columns. Others are evaluated for each row (UUID() differs per row; NOW() is the
+// statement's time).
+func checkAddedDefault(column *gms.Column) error {
 	refs := false
 	transform.InspectExpr(column.Default, func(x gms.Expression) bool {
 		if _, ok := x.(*expression.GetField); ok {
@@ -84,14 +86,10 @@ func addedColumnValue(ctx *gms.Context, column *gms.Column) (any, error) {
 		return refs
 	})
 	if refs {
-		return nil, mysql.NewSQLError(mysql.ERNotSupportedYet, mysql.SSUnknownSQLState,
+		return mysql.NewSQLError(mysql.ERNotSupportedYet, mysql.SSUnknownSQLState,
 			"ADD COLUMN %s: a default that refers to other columns cannot be added to a table with rows yet", column.Name)
 	}
-	v, err := column.Default.Eval(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("ADD COLUMN %s: default: %w", column.Name, err)
-	}
-	return v, nil
+	return nil
 }
 
 // reload points t at the table's latest version.
@@ -168,7 +166,7 @@ func (t *Table) ModifyColumn(ctx *gms.Context, name string, column *gms.Column, 
 //
 // fill gives values for columns that are new in fields (ADD COLUMN with a default); it too
 // forces the rewrite.
-func (t *Table) commitSchema(ctx *gms.Context, op string, fields []txlog.StructField, renames map[string]string, fill map[string]any) error {
+func (t *Table) commitSchema(ctx *gms.Context, op string, fields []txlog.StructField, renames map[string]string, fill map[string]gms.Expression) error {
 	newSchema := &txlog.Schema{Type: "struct", Fields: fields}
 	meta := t.snap.Metadata
 	meta.SchemaString = newSchema.String()
@@ -190,11 +188,13 @@ func (t *Table) commitSchema(ctx *gms.Context, op string, fields []txlog.StructF
 	actions := []txlog.Action{{MetaData: &meta}}
 
 	rewrite := op == "DROP COLUMNS" || len(renames) > 0 || len(fill) > 0
+	var written []*txlog.Add
 	if rewrite && len(t.snap.Files) > 0 {
 		adds, removes, err := t.rewriteInto(ctx, newSchema, renames, fill)
 		if err != nil {
 			return err
 		}
+		written = adds
 		for _, a := range adds {
 			a.DataChange = len(fill) > 0 // new values, not just a new layout
 			actions = append(actions, txlog.Action{Add: a})
@@ -207,6 +207,11 @@ func (t *Table) commitSchema(ctx *gms.Context, op string, fields []txlog.StructF
 	blind := false
 	actions = append([]txlog.Action{{CommitInfo: &txlog.CommitInfo{Timestamp: now, Operation: op, UserName: ctx.Client().User, IsBlindAppend: &blind}}}, actions...)
 	if _, err := t.db.engine.cfg.Committer.Commit(ctx, t.ct.Log, t.snap.Version, actions); err != nil {
+		if !errors.Is(err, storage.ErrOutcomeUnknown) {
+			for _, a := range written { // the rewrite is not in the log: its files must go
+				_ = t.ct.Store.Delete(context.WithoutCancel(ctx), txlog.DecodePath(a.Path))
+			}
+		}
 		return tableError(t.ct, err)
 	}
 	// The transaction must not keep reading the old schema.
@@ -217,7 +222,7 @@ func (t *Table) commitSchema(ctx *gms.Context, op string, fields []txlog.StructF
 }
 
 // rewriteInto copies every live file into newSchema, renaming columns on the way.
-func (t *Table) rewriteInto(ctx *gms.Context, newSchema *txlog.Schema, renames map[string]string, fill map[string]any) ([]*txlog.Add, []*txlog.Remove, error) {
+func (t *Table) rewriteInto(ctx *gms.Context, newSchema *txlog.Schema, renames map[string]string, fill map[string]gms.Expression) ([]*txlog.Add, []*txlog.Remove, error) {
 	as, err := table.ArrowSchema(newSchema)
 	if err != nil {
 		return nil, nil, err
@@ -246,7 +251,12 @@ func (t *Table) rewriteInto(ctx *gms.Context, newSchema *txlog.Schema, renames m
 				}
 				if k := t.schema.Schema.IndexOfColName(src); k >= 0 {
 					nr[j] = r[k]
-				} else if v, ok := fill[nf.Name]; ok {
+				} else if d, ok := fill[nf.Name]; ok {
+					v, err := d.Eval(ctx, nil)
+					if err != nil {
+						_ = wr.Abort(ctx)
+						return nil, nil, fmt.Errorf("column %s: default: %w", nf.Name, err)
+					}
 					nr[j] = v
 				}
 			}

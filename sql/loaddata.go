@@ -113,14 +113,7 @@ func (e *Engine) prepareLoad(ctx *gms.Context, ii *plan.InsertInto, ld *plan.Loa
 		// Defaults as the statement resolved them.
 		if j := ld.DestSch.IndexOfColName(c.Name); j >= 0 && ld.DestSch[j].Default != nil {
 			d := ld.DestSch[j].Default
-			refs := false
-			transform.InspectExpr(d, func(x gms.Expression) bool {
-				if _, ok := x.(*expression.GetField); ok {
-					refs = true
-				}
-				return refs
-			})
-			if refs || c.AutoIncrement || c.Generated != nil {
+			if !constantPerStatement(d) || c.AutoIncrement || c.Generated != nil {
 				return nil, false
 			}
 			v, err := d.Eval(ctx, nil)
@@ -164,6 +157,36 @@ func (e *Engine) prepareLoad(ctx *gms.Context, ii *plan.InsertInto, ld *plan.Loa
 		l.opt.esc, l.opt.hasEsc = ld.FieldsEscapedBy[0], true
 	}
 	return l, true
+}
+
+// constantPerStatement reports whether expression e has one value for a whole statement, so
+// the fast path can evaluate it once: no column references, and no function that differs
+// from row to row (UUID(), RAND()); NOW() and its family are the statement's time.
+func constantPerStatement(e gms.Expression) bool {
+	ok := true
+	transform.InspectExpr(e, func(x gms.Expression) bool {
+		switch n := x.(type) {
+		case *expression.GetField:
+			ok = false
+		case gms.NonDeterministicExpression:
+			if !n.IsNonDeterministic() {
+				break
+			}
+			f, isFunc := x.(gms.FunctionExpression)
+			if !isFunc || !statementTimeFunctions[strings.ToLower(f.FunctionName())] {
+				ok = false
+			}
+		}
+		return !ok
+	})
+	return ok
+}
+
+// statementTimeFunctions return the statement's start time (or a part of it) in every row.
+var statementTimeFunctions = map[string]bool{
+	"now": true, "current_timestamp": true, "localtime": true, "localtimestamp": true,
+	"curdate": true, "current_date": true, "curtime": true, "current_time": true,
+	"utc_timestamp": true, "utc_date": true, "utc_time": true,
 }
 
 func arrowSchemaOf(t *Table) (*arrow.Schema, error) {

@@ -154,6 +154,22 @@ func TestLoadDataFastPath(t *testing.T) {
 		}
 		mustFast("short rows")
 		e.expect("SELECT id, qty, name, note FROM cd ORDER BY id", "1|7|x|NULL;2|7|y|NULL;3|7|abc|NULL;4|7|none|NULL;5|9|n|extra")
+		// A statement-time default is evaluated once on the fast path; a per-row one (UUID())
+		// sends the load down the engine's row path, so every row gets its own value.
+		mustExec(t, e.c, "CREATE TABLE fd (id INT, at DATETIME DEFAULT CURRENT_TIMESTAMP, g CHAR(36) DEFAULT (UUID()))")
+		mustExec(t, e.c, "CREATE TABLE td (id INT, at DATETIME DEFAULT CURRENT_TIMESTAMP)")
+		if _, err := e.load("1\n2\n3\n", "LOAD DATA INFILE '%s' INTO TABLE td (id)"); err != nil {
+			t.Fatal(err)
+		}
+		mustFast("CURRENT_TIMESTAMP default")
+		e.expect("SELECT COUNT(*), COUNT(DISTINCT at), MIN(at) > '2020-01-01' FROM td", "3|1|1")
+		if _, err := e.load("1\n2\n3\n", "LOAD DATA INFILE '%s' INTO TABLE fd (id)"); err != nil {
+			t.Fatal(err)
+		}
+		if now := e.n.fastLoads(t); now != fast {
+			t.Errorf("UUID() default: fast path taken (counter %d -> %d)", fast, now)
+		}
+		e.expect("SELECT COUNT(*), COUNT(DISTINCT g), COUNT(at) FROM fd", "3|3|3")
 	})
 
 	t.Run("types", func(t *testing.T) {
