@@ -351,6 +351,7 @@ func foundation(b *testing.B, rows, fileSize int64, noKeyLoad bool, only string)
 	}
 	mustExec(b, db, fmt.Sprintf("CREATE TABLE t (%s%s) COMMENT 'delta.targetFileSize=%d'", createCols, key, fileSize))
 	progress("LOAD DATA into t (%s, delta.targetFileSize=%d) …", keyName, fileSize)
+	heapBefore := heapInUse()
 	b.StartTimer()
 	el := loadData(b, db, csv, "t")
 	b.StopTimer()
@@ -468,6 +469,7 @@ func foundation(b *testing.B, rows, fileSize int64, noKeyLoad bool, only string)
 			q.name, q.cols, len(l), ms(percentile(l, .5)), ms(percentile(l, .99)))
 	}
 
+	keyIndexFigure(b, db, rows, heapBefore)
 	insertFigures(b, n, db)
 
 	// 1b. The same load without a key.
@@ -486,6 +488,37 @@ func foundation(b *testing.B, rows, fileSize int64, noKeyLoad bool, only string)
 			rows, el.Seconds(), rate(rows, el), mib(vmHWM()))
 		b.ReportMetric(float64(rows)/el.Seconds(), "load_nokey_rows/s")
 	}
+}
+
+// keyIndexFigure measures what the in-memory primary-key index costs. A bulk load indexes
+// its keys in the background once it has committed; the first keyed INSERT after it waits
+// for that (or, had the index been dropped, rebuilds it from the files), so its latency is
+// the index's availability, and the Go heap retained since before the load (the server
+// runs in this process; the load's staged rows are gone) is mostly the index.
+func keyIndexFigure(b *testing.B, db *sql.DB, rows, heapBefore int64) {
+	ctx := context.Background()
+	start := time.Now()
+	if _, err := db.ExecContext(ctx, fmt.Sprintf("INSERT INTO t (id) VALUES (%d)", rows+1)); err != nil {
+		b.Fatalf("first keyed insert: %v", err)
+	}
+	first := time.Since(start)
+	retained := heapInUse() - heapBefore
+	start = time.Now()
+	if _, err := db.ExecContext(ctx, fmt.Sprintf("INSERT INTO t (id) VALUES (%d)", rows+2)); err != nil {
+		b.Fatalf("second keyed insert: %v", err)
+	}
+	next := time.Since(start)
+	figure("key_index: %d keys; first keyed INSERT after the load %s, the next %s; Go heap retained since before the load %s (%d B/key)",
+		rows, ms(first), ms(next), mib(retained), retained/max(rows, 1))
+	b.ReportMetric(float64(retained)/float64(max(rows, 1)), "key_index_B/key")
+}
+
+// heapInUse is the Go heap after a collection.
+func heapInUse() int64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
 }
 
 // insertFigures measures single-row autocommit inserts, 4 clients x 5 s (the figure)

@@ -232,6 +232,33 @@ func (w *tableWrites) eachLiveKey(fn func(k string, pos int) bool) {
 	}
 }
 
+// eachLiveKeyInOrder calls fn with the key of every live inserted row, in row order (the
+// order in which writeInserts writes them).
+func (w *tableWrites) eachLiveKeyInOrder(fn func(k string)) {
+	if len(w.insertIdx) == 0 && len(w.pk) > 0 {
+		for _, run := range w.lazyKeys {
+			for j, k := range run.keys {
+				if !w.dead[run.base+j] {
+					fn(k)
+				}
+			}
+		}
+		return
+	}
+	_ = w.ensureIndex()
+	keys := make([]string, w.ins.len())
+	for k, positions := range w.insertIdx {
+		for _, p := range positions {
+			keys[p] = k
+		}
+	}
+	for p, k := range keys {
+		if !w.dead[p] {
+			fn(k)
+		}
+	}
+}
+
 // ensureIndex makes insertIdx cover every inserted row: it folds in bulk-loaded keys, and
 // builds the index of a keyless table on first need.
 func (w *tableWrites) ensureIndex() error {

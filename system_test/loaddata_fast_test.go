@@ -369,6 +369,34 @@ func TestLoadDataFastPath(t *testing.T) {
 		fast = e.n.fastLoads(t)
 	})
 
+	t.Run("many files", func(t *testing.T) {
+		// A load that rolls over many files keeps the key index exact: duplicates, deletes
+		// and updates of rows in any of the files find the right file.
+		var b strings.Builder
+		for i := 1; i <= 150000; i++ { // staged in 64k-row chunks: one file per chunk here
+			fmt.Fprintf(&b, "%d,%d\n", i, i*10)
+		}
+		mustExec(t, e.c, "CREATE TABLE mf (id INT PRIMARY KEY, v INT) COMMENT 'delta.targetFileSize=4096'")
+		if _, err := e.load(b.String(), "LOAD DATA INFILE '%s' INTO TABLE mf FIELDS TERMINATED BY ','"); err != nil {
+			t.Fatal(err)
+		}
+		mustFast("many files")
+		var files int
+		if err := e.c.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM lake_files('d.mf')").Scan(&files); err != nil || files < 3 {
+			t.Fatalf("want several files, got %d (%v)", files, err)
+		}
+		for _, id := range []int{1, 70000, 150000} {
+			if _, err := e.c.ExecContext(context.Background(), fmt.Sprintf("INSERT INTO mf VALUES (%d, 0)", id)); errCode(err) != 1062 {
+				t.Errorf("duplicate of loaded key %d: %v", id, err)
+			}
+		}
+		mustExec(t, e.c, "DELETE FROM mf WHERE id IN (2, 70001, 149999)")
+		mustExec(t, e.c, "UPDATE mf SET v = -1 WHERE id IN (1, 130000)")
+		mustExec(t, e.c, "INSERT INTO mf VALUES (70001, 7)")
+		e.expect("SELECT COUNT(*), SUM(v = -1), MAX(id) FROM mf", "149998|2|150000")
+		e.expect("SELECT v FROM mf WHERE id = 70001", "7")
+	})
+
 	t.Run("chunks", func(t *testing.T) {
 		// More rows than one parse batch and one staged chunk boundary in tests.
 		var b strings.Builder
