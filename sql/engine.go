@@ -441,10 +441,19 @@ func (e *Engine) noteInserted(ct *catalog.Table, v int64, actions []txlog.Action
 		}
 		ki.version = v
 	}
-	// A bulk load's keys are indexed after its client has the OK; the next keyed statement
-	// waits for the index (a fraction of a second per million keys) instead of rebuilding it
-	// from the files.
 	if rows > backgroundIndexRows {
+		ki.mu.Lock()
+		empty := len(ki.keys) == 0
+		ki.mu.Unlock()
+		if empty {
+			// A bulk load into an empty table: the table may well never take another keyed
+			// write, and a live index costs ~80 B per key plus GC marking for the whole
+			// process. Leave it to be built from the files when a keyed statement needs it.
+			return
+		}
+		// A large commit to a table whose index is in use: index its keys after the
+		// client has the OK; the next keyed statement waits for the index (a fraction of a
+		// second per million keys) instead of rebuilding it from the files.
 		go update()
 		return
 	}
