@@ -1,15 +1,12 @@
 package sql
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	gms "github.com/dolthub/go-mysql-server/sql"
-	"github.com/dolthub/go-mysql-server/sql/expression"
-	"github.com/dolthub/go-mysql-server/sql/transform"
 	"github.com/dolthub/vitess/go/mysql"
 
 	"github.com/lakehoused/lakehoused/storage"
@@ -78,14 +75,7 @@ func (t *Table) AddColumn(ctx *gms.Context, column *gms.Column, order *gms.Colum
 // to other columns. Others are evaluated for each row (UUID() differs per row; NOW() is the
 // statement's time).
 func checkAddedDefault(column *gms.Column) error {
-	refs := false
-	transform.InspectExpr(column.Default, func(x gms.Expression) bool {
-		if _, ok := x.(*expression.GetField); ok {
-			refs = true
-		}
-		return refs
-	})
-	if refs {
+	if refersToColumns(column.Default) {
 		return mysql.NewSQLError(mysql.ERNotSupportedYet, mysql.SSUnknownSQLState,
 			"ADD COLUMN %s: a default that refers to other columns cannot be added to a table with rows yet", column.Name)
 	}
@@ -208,9 +198,7 @@ func (t *Table) commitSchema(ctx *gms.Context, op string, fields []txlog.StructF
 	actions = append([]txlog.Action{{CommitInfo: &txlog.CommitInfo{Timestamp: now, Operation: op, UserName: ctx.Client().User, IsBlindAppend: &blind}}}, actions...)
 	if _, err := t.db.engine.cfg.Committer.Commit(ctx, t.ct.Log, t.snap.Version, actions); err != nil {
 		if !errors.Is(err, storage.ErrOutcomeUnknown) {
-			for _, a := range written { // the rewrite is not in the log: its files must go
-				_ = t.ct.Store.Delete(context.WithoutCancel(ctx), txlog.DecodePath(a.Path))
-			}
+			deleteFiles(t.ct.Store, written) // the rewrite is not in the log: its files must go
 		}
 		return tableError(t.ct, err)
 	}

@@ -129,11 +129,7 @@ func (e *Engine) commitTable(ctx *gms.Context, w *tableWrites) error {
 	partCols := snap.Metadata.PartitionColumns
 	var actions []txlog.Action
 	var written []*txlog.Add
-	cleanup := func() {
-		for _, a := range written {
-			_ = ct.Store.Delete(context.Background(), a.Path)
-		}
-	}
+	cleanup := func() { deleteFiles(ct.Store, written) }
 	now := time.Now().UnixMilli()
 	var numDeleted, numCopied int64
 
@@ -240,6 +236,13 @@ func (e *Engine) commitTable(ctx *gms.Context, w *tableWrites) error {
 	}
 	e.commits.Add(1)
 	return nil
+}
+
+// deleteFiles removes data files that no commit references (their commit failed).
+func deleteFiles(store storage.Store, adds []*txlog.Add) {
+	for _, a := range adds {
+		_ = store.Delete(context.Background(), txlog.DecodePath(a.Path))
+	}
 }
 
 // rowCount is a table's row count from its files' statistics at one version.
@@ -406,7 +409,7 @@ func (e *Engine) noteInserted(ct *catalog.Table, v int64, actions []txlog.Action
 			return
 		}
 	}
-	fileOf, ok := rowFiles(adds, ws)
+	fileOf, rows, ok := rowFiles(adds, ws)
 	if !ok {
 		return // the next check reads the new files' keys instead
 	}
@@ -415,10 +418,6 @@ func (e *Engine) noteInserted(ct *catalog.Table, v int64, actions []txlog.Action
 	e.keysMu.Unlock()
 	if ki == nil {
 		return
-	}
-	rows := 0
-	for _, w := range ws {
-		rows += w.liveInserts()
 	}
 	update := func() {
 		ki.mu.Lock()
@@ -434,9 +433,10 @@ func (e *Engine) noteInserted(ct *catalog.Table, v int64, actions []txlog.Action
 		}
 		row := 0
 		for _, w := range ws {
-			w.eachLiveKeyInOrder(func(k string) {
+			w.eachLiveKeyInOrder(func(k string, _ int) bool {
 				ki.keys[k] = fileOf(row)
 				row++
+				return true
 			})
 		}
 		ki.version = v
@@ -463,36 +463,36 @@ func (e *Engine) noteInserted(ct *catalog.Table, v int64, actions []txlog.Action
 // backgroundIndexRows: commits with more inserted rows update the key index in the background.
 const backgroundIndexRows = 64 << 10
 
-// rowFiles maps the n-th live row that ws wrote (in order) to the file holding it: with one
-// file, trivially; with several files of an unpartitioned table, by their row counts, since
-// the writer fills files in row order. ok is false when that cannot be known.
-func rowFiles(adds []*txlog.Add, ws []*tableWrites) (fileOf func(int) string, ok bool) {
+// rowFiles maps the n-th live row that ws wrote (in order) to the file holding it, and
+// counts those rows: with one file, trivially; with several files of an unpartitioned table,
+// by their row counts, since the writer fills files in row order. ok is false when that
+// cannot be known.
+func rowFiles(adds []*txlog.Add, ws []*tableWrites) (fileOf func(int) string, rows int, ok bool) {
+	for _, w := range ws {
+		rows += w.liveInserts()
+	}
 	switch {
 	case len(adds) == 0:
-		return nil, false
+		return nil, 0, false
 	case len(adds) == 1:
 		p := adds[0].Path
-		return func(int) string { return p }, true
+		return func(int) string { return p }, rows, true
 	}
 	ends := make([]int, len(adds)) // cumulative row counts
 	total := 0
 	for i, a := range adds {
 		if len(a.PartitionValues) > 0 {
-			return nil, false
+			return nil, 0, false
 		}
 		st, err := txlog.ParseStats(a.Stats)
 		if err != nil || st == nil || st.NumRecords <= 0 {
-			return nil, false
+			return nil, 0, false
 		}
 		total += int(st.NumRecords)
 		ends[i] = total
 	}
-	live := 0
-	for _, w := range ws {
-		live += w.liveInserts()
-	}
-	if live != total {
-		return nil, false
+	if rows != total {
+		return nil, 0, false
 	}
 	f := 0
 	return func(row int) string {
@@ -500,7 +500,7 @@ func rowFiles(adds []*txlog.Add, ws []*tableWrites) (fileOf func(int) string, ok
 			f++
 		}
 		return adds[f].Path
-	}, true
+	}, rows, true
 }
 
 // keyIndex maps every primary key of one table version to the file holding it, so an insert

@@ -59,13 +59,24 @@ func errAsOfParam() error {
 }
 
 func (h handler) ComQuery(ctx context.Context, c *mysql.Conn, query string, cb mysql.ResultSpoolFn) error {
+	cb, err := beforeQuery(query, cb)
+	if err != nil {
+		return err
+	}
+	return fixError(query, h.Handler.ComQuery(ctx, c, query, cb))
+}
+
+// beforeQuery refuses what must not reach the engine and wraps the result callback where
+// MySQL prints results differently; query starts with the statement about to run (also on
+// the multi-statement path, which is called once per statement).
+func beforeQuery(query string, cb mysql.ResultSpoolFn) (mysql.ResultSpoolFn, error) {
 	if isPrepare(query) && asOfParam.MatchString(query) {
-		return errAsOfParam()
+		return nil, errAsOfParam()
 	}
 	if describeQuery.MatchString(query) {
 		cb = unquoteDefaults(cb)
 	}
-	return fixError(query, h.Handler.ComQuery(ctx, c, query, cb))
+	return cb, nil
 }
 
 var describeQuery = regexp.MustCompile(`(?is)^\s*(DESCRIBE|DESC|SHOW\s+(FULL\s+)?(COLUMNS|FIELDS))\s`)
@@ -129,11 +140,9 @@ func explainNoDatabase(query string, err error) error {
 }
 
 func (h handler) ComMultiQuery(ctx context.Context, c *mysql.Conn, query string, cb mysql.ResultSpoolFn) (string, error) {
-	if isPrepare(query) && asOfParam.MatchString(query) {
-		return "", errAsOfParam()
-	}
-	if describeQuery.MatchString(query) {
-		cb = unquoteDefaults(cb)
+	cb, err := beforeQuery(query, cb)
+	if err != nil {
+		return "", err
 	}
 	rest, err := h.Handler.ComMultiQuery(ctx, c, query, cb)
 	return rest, fixError(query, err)

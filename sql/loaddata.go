@@ -163,23 +163,28 @@ func (e *Engine) prepareLoad(ctx *gms.Context, ii *plan.InsertInto, ld *plan.Loa
 // the fast path can evaluate it once: no column references, and no function that differs
 // from row to row (UUID(), RAND()); NOW() and its family are the statement's time.
 func constantPerStatement(e gms.Expression) bool {
+	if refersToColumns(e) {
+		return false
+	}
 	ok := true
 	transform.InspectExpr(e, func(x gms.Expression) bool {
-		switch n := x.(type) {
-		case *expression.GetField:
-			ok = false
-		case gms.NonDeterministicExpression:
-			if !n.IsNonDeterministic() {
-				break
-			}
+		if n, nd := x.(gms.NonDeterministicExpression); nd && n.IsNonDeterministic() {
 			f, isFunc := x.(gms.FunctionExpression)
-			if !isFunc || !statementTimeFunctions[strings.ToLower(f.FunctionName())] {
-				ok = false
-			}
+			ok = isFunc && statementTimeFunctions[strings.ToLower(f.FunctionName())]
 		}
 		return !ok
 	})
 	return ok
+}
+
+// refersToColumns reports whether expression e reads a column of the row.
+func refersToColumns(e gms.Expression) bool {
+	refs := false
+	transform.InspectExpr(e, func(x gms.Expression) bool {
+		_, refs = x.(*expression.GetField)
+		return refs
+	})
+	return refs
 }
 
 // statementTimeFunctions return the statement's start time (or a part of it) in every row.

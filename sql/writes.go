@@ -208,15 +208,8 @@ func sealInserts(ctx context.Context, store storage.Store, snap *txlog.Snapshot,
 // eachLiveKey calls fn with every key that has a live inserted row and that row's position,
 // until fn returns false.
 func (w *tableWrites) eachLiveKey(fn func(k string, pos int) bool) {
-	if len(w.insertIdx) == 0 && len(w.pk) > 0 {
-		// Only bulk-loaded keys (live keys of a keyed table are distinct): no index needed.
-		for _, run := range w.lazyKeys {
-			for j, k := range run.keys {
-				if !w.dead[run.base+j] && !fn(k, run.base+j) {
-					return
-				}
-			}
-		}
+	if w.onlyLazyKeys() {
+		w.eachLiveKeyInOrder(fn)
 		return
 	}
 	_ = w.ensureIndex()
@@ -232,14 +225,14 @@ func (w *tableWrites) eachLiveKey(fn func(k string, pos int) bool) {
 	}
 }
 
-// eachLiveKeyInOrder calls fn with the key of every live inserted row, in row order (the
-// order in which writeInserts writes them).
-func (w *tableWrites) eachLiveKeyInOrder(fn func(k string)) {
-	if len(w.insertIdx) == 0 && len(w.pk) > 0 {
+// eachLiveKeyInOrder is eachLiveKey in row order (the order in which writeInserts writes
+// the rows).
+func (w *tableWrites) eachLiveKeyInOrder(fn func(k string, pos int) bool) {
+	if w.onlyLazyKeys() {
 		for _, run := range w.lazyKeys {
 			for j, k := range run.keys {
-				if !w.dead[run.base+j] {
-					fn(k)
+				if !w.dead[run.base+j] && !fn(k, run.base+j) {
+					return
 				}
 			}
 		}
@@ -253,11 +246,15 @@ func (w *tableWrites) eachLiveKeyInOrder(fn func(k string)) {
 		}
 	}
 	for p, k := range keys {
-		if !w.dead[p] {
-			fn(k)
+		if !w.dead[p] && !fn(k, p) {
+			return
 		}
 	}
 }
+
+// onlyLazyKeys reports whether every inserted row's key is in lazyKeys (bulk-loaded rows of
+// a keyed table, whose live keys are distinct), so no index is needed to visit them.
+func (w *tableWrites) onlyLazyKeys() bool { return len(w.insertIdx) == 0 && len(w.pk) > 0 }
 
 // ensureIndex makes insertIdx cover every inserted row: it folds in bulk-loaded keys, and
 // builds the index of a keyless table on first need.

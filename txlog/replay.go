@@ -186,45 +186,30 @@ func (s *Snapshot) apply(version int64, actions []Action, d *delta) (metaChanged
 // non-nil values of changes merged in, sorted by key. old is not modified. Keys present
 // in old are found by binary search, so the cost is a copy of old plus O(k log n) for k
 // changes, whatever the size of old.
-func mergeSorted[T any](old []T, changes map[string]T, key func(T) string) []T {
+func mergeSorted[E any](old []*E, changes map[string]*E, key func(*E) string) []*E {
 	if len(changes) == 0 {
 		return old
 	}
-	type change struct {
-		key string
-		v   T
-		nil bool
+	keys := make([]string, 0, len(changes))
+	for k := range changes {
+		keys = append(keys, k)
 	}
-	cs := make([]change, 0, len(changes))
-	for k, v := range changes {
-		cs = append(cs, change{key: k, v: v, nil: isNil(v)})
-	}
-	sort.Slice(cs, func(i, j int) bool { return cs[i].key < cs[j].key })
-	out := make([]T, 0, len(old)+len(cs))
+	sort.Strings(keys)
+	out := make([]*E, 0, len(old)+len(keys))
 	i := 0
-	for _, c := range cs {
-		// Copy the run of old before c.key, drop old's entry with c.key, insert c's value.
-		j := i + sort.Search(len(old)-i, func(n int) bool { return key(old[i+n]) >= c.key })
+	for _, k := range keys {
+		// Copy the run of old before k, drop old's entry with k, insert the new value.
+		j := i + sort.Search(len(old)-i, func(n int) bool { return key(old[i+n]) >= k })
 		out = append(out, old[i:j]...)
 		i = j
-		if i < len(old) && key(old[i]) == c.key {
+		if i < len(old) && key(old[i]) == k {
 			i++
 		}
-		if !c.nil {
-			out = append(out, c.v)
+		if v := changes[k]; v != nil {
+			out = append(out, v)
 		}
 	}
 	return append(out, old[i:]...)
-}
-
-func isNil[T any](v T) bool {
-	switch x := any(v).(type) {
-	case *Add:
-		return x == nil
-	case *Remove:
-		return x == nil
-	}
-	return false
 }
 
 // commitTimestamp is the time travel timestamp of a commit: inCommitTimestamp when the
