@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,20 +44,46 @@ func readCheckpoint(ctx context.Context, store storage.Store, keys []string) ([]
 	return out, nil
 }
 
-func readCheckpointFile(ctx context.Context, store storage.Store, key string) ([]Action, error) {
+// openCheckpointFile opens one checkpoint file and reads its Parquet footer; the caller
+// closes both. A file that is not Parquet (truncated, half-copied) is ErrCorruptLog.
+func openCheckpointFile(ctx context.Context, store storage.Store, key string) (*file.Reader, storage.ReaderAtCloser, error) {
 	r, size, err := store.Open(ctx, key)
 	if err != nil {
-		return nil, fmt.Errorf("txlog: read checkpoint %s/%s: %w", store.URL(), key, err)
-	}
-	defer r.Close()
-	corrupt := func(err error) error {
-		return fmt.Errorf("%w: checkpoint %s/%s: %v", ErrCorruptLog, store.URL(), key, err)
+		return nil, nil, fmt.Errorf("txlog: read checkpoint %s/%s: %w", store.URL(), key, err)
 	}
 	pf, err := file.NewParquetReader(io.NewSectionReader(r, 0, size))
 	if err != nil {
-		return nil, corrupt(err)
+		r.Close()
+		return nil, nil, fmt.Errorf("%w: checkpoint %s/%s: %v", ErrCorruptLog, store.URL(), key, err)
 	}
+	return pf, r, nil
+}
+
+// checkCheckpointFooters checks that every part of a checkpoint is a Parquet file with a
+// readable footer, without reading its rows: log cleanup's guard before it deletes the
+// commits a checkpoint replaces.
+func checkCheckpointFooters(ctx context.Context, store storage.Store, keys []string) error {
+	for _, key := range keys {
+		pf, r, err := openCheckpointFile(ctx, store, key)
+		if err != nil {
+			return err
+		}
+		pf.Close()
+		r.Close()
+	}
+	return nil
+}
+
+func readCheckpointFile(ctx context.Context, store storage.Store, key string) ([]Action, error) {
+	pf, r, err := openCheckpointFile(ctx, store, key)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
 	defer pf.Close()
+	corrupt := func(err error) error {
+		return fmt.Errorf("%w: checkpoint %s/%s: %v", ErrCorruptLog, store.URL(), key, err)
+	}
 	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 4096}, memory.DefaultAllocator)
 	if err != nil {
 		return nil, corrupt(err)
@@ -298,6 +325,35 @@ func WriteCheckpoint(ctx context.Context, store storage.Store, s *Snapshot, now 
 	return nil
 }
 
+// Checkpoint writes a checkpoint of the latest version now, synchronously, and returns
+// that version: the explicit checkpoint of CALL lake_checkpoint('db.t'). A version that
+// already has a checkpoint gets it rewritten rather than returned as is: whoever asks
+// explicitly wants the result of a checkpoint written now — tombstones older than
+// delta.deletedFileRetentionDuration dropped as of now, _last_checkpoint pointing at the
+// newest version again (it may be stale or name a damaged file) — and the cost, O(live
+// files), is the one they asked to pay. A reader of the old file is not disturbed: stores
+// replace objects atomically. Then, like a checkpoint after a commit, it runs log cleanup
+// as the table's properties say (see CleanupLog); a cleanup failure is logged, not
+// returned, because the checkpoint itself was written.
+//
+// Tables lakehoused cannot write to are refused with ErrUnsupportedFeature: a checkpoint
+// is a write to the log, and one written without understanding the table's features
+// would be wrong for every reader that opens the table from it.
+func (l *Log) Checkpoint(ctx context.Context, now time.Time) (int64, error) {
+	s, err := l.snapshot(ctx, -1)
+	if err != nil {
+		return -1, err
+	}
+	if err := s.Protocol.CheckWrite(); err != nil {
+		return -1, fmt.Errorf("txlog: checkpoint %s version %d: %w", l.name(), s.Version, err)
+	}
+	if err := WriteCheckpoint(ctx, l.store, s, now); err != nil {
+		return -1, err
+	}
+	cleanupAfterCheckpoint(ctx, l.store, s.Metadata.Configuration, now, l.logger)
+	return s.Version, nil
+}
+
 // deletedFileRetention is delta.deletedFileRetentionDuration (default one week).
 func deletedFileRetention(conf map[string]string) time.Duration {
 	if d, ok := parseInterval(conf["delta.deletedFileRetentionDuration"]); ok {
@@ -306,27 +362,36 @@ func deletedFileRetention(conf map[string]string) time.Duration {
 	return 7 * 24 * time.Hour
 }
 
-// parseInterval parses Delta's "interval <n> <unit>" durations (e.g. "interval 1 week").
+// parseInterval parses Delta's "interval <n> <unit> [<n> <unit>…]" durations (e.g.
+// "interval 1 week", "interval 1 day 12 hours"). Months and years are refused, as Delta
+// refuses them for these properties: they have no fixed length.
 func parseInterval(s string) (time.Duration, bool) {
 	f := strings.Fields(strings.ToLower(strings.TrimSpace(s)))
-	if len(f) == 3 && f[0] == "interval" {
+	if len(f) > 0 && f[0] == "interval" {
 		f = f[1:]
 	}
-	if len(f) != 2 {
+	if len(f) == 0 || len(f)%2 != 0 {
 		return 0, false
 	}
-	n, err := strconv.ParseInt(f[0], 10, 64)
-	if err != nil || n < 0 {
-		return 0, false
+	var total time.Duration
+	for i := 0; i < len(f); i += 2 {
+		n, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil || n < 0 {
+			return 0, false
+		}
+		unit := map[string]time.Duration{
+			"microsecond": time.Microsecond, "millisecond": time.Millisecond, "second": time.Second,
+			"minute": time.Minute, "hour": time.Hour, "day": 24 * time.Hour, "week": 7 * 24 * time.Hour,
+		}[strings.TrimSuffix(f[i+1], "s")]
+		if unit == 0 || n > int64(math.MaxInt64/unit) {
+			return 0, false
+		}
+		total += time.Duration(n) * unit
+		if total < 0 {
+			return 0, false // overflow
+		}
 	}
-	unit := map[string]time.Duration{
-		"millisecond": time.Millisecond, "second": time.Second, "minute": time.Minute,
-		"hour": time.Hour, "day": 24 * time.Hour, "week": 7 * 24 * time.Hour,
-	}[strings.TrimSuffix(f[1], "s")]
-	if unit == 0 {
-		return 0, false
-	}
-	return time.Duration(n) * unit, true
+	return total, true
 }
 
 // checkpointInterval is delta.checkpointInterval, or def.

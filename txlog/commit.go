@@ -49,15 +49,17 @@ type StorageCommitter struct {
 	// CheckpointInterval writes a checkpoint after every version divisible by it. The table
 	// property delta.checkpointInterval overrides it. Default 10 (as Delta-Spark).
 	CheckpointInterval int64
-	// Logger receives checkpoint failures (which never fail a commit). Default slog.Default().
+	// Logger receives checkpoint and log cleanup failures (which never fail a commit).
+	// Default slog.Default().
 	Logger *slog.Logger
-	// Now is the clock, for tests. Default time.Now.
+	// Now is the clock, for tests: commit timestamps, and the "now" of checkpoints (expired
+	// tombstones) and of log cleanup (delta.logRetentionDuration). Default time.Now.
 	Now func() time.Time
-	// SyncCheckpoints writes checkpoints inside Commit, at every multiple of the interval,
-	// for tests that look for the file right after. By default a checkpoint is written in
-	// the background once the commit has returned: it costs O(live files), and the statement
-	// that happens to land on the interval must not pay for it (it was 39% of CPU under
-	// autocommit inserts). Background checkpoints are also paced: at most one per table is
+	// SyncCheckpoints writes checkpoints, and runs the log cleanup that follows each one,
+	// inside Commit, at every multiple of the interval, for tests that look for the files
+	// right after. By default a checkpoint is written in the background once the commit
+	// has returned: it costs O(live files), and the statement that happens to land on the
+	// interval must not pay for it (it was 39% of CPU under autocommit inserts). Background checkpoints are also paced: at most one per table is
 	// in flight, and a multiple of the interval is skipped unless the time since the last
 	// checkpoint ended is at least nine times what that one took, so a table spends at most
 	// a tenth of the time checkpointing. A table taking hundreds of small commits a second
@@ -400,6 +402,10 @@ func (c *StorageCommitter) maybeCheckpoint(ctx context.Context, log *Log, versio
 	}()
 }
 
+// checkpoint writes the checkpoint of s and then cleans up the log, as Delta does after
+// each checkpoint: cleanup costs a listing, and checkpoints are paced, so a busy table
+// lists its log at most as often as it checkpoints. In the background the cleanup counts
+// towards the table's checkpoint time budget.
 func (c *StorageCommitter) checkpoint(ctx context.Context, log *Log, s *Snapshot) {
 	version := s.Version
 	if err := WriteCheckpoint(ctx, log.store, s, c.now()); err != nil {
@@ -407,4 +413,5 @@ func (c *StorageCommitter) checkpoint(ctx context.Context, log *Log, s *Snapshot
 		return
 	}
 	c.logger().Debug("txlog: wrote checkpoint", "table", log.name(), "version", version, "files", len(s.Files))
+	cleanupAfterCheckpoint(ctx, log.store, s.Metadata.Configuration, c.now(), c.logger())
 }

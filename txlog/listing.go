@@ -60,13 +60,19 @@ func parseLogName(key string) (kind string, version int64, part, parts int) {
 	return "", 0, 0, 0
 }
 
-// listLog lists _delta_log/ once. Multi-part checkpoints with a missing part are left out,
-// as the protocol requires.
+// listLog lists _delta_log/ once.
 func listLog(ctx context.Context, store storage.Store) (*logListing, error) {
 	objs, err := store.List(ctx, logDir)
 	if err != nil {
 		return nil, fmt.Errorf("txlog: list log of %s: %w", store.URL(), err)
 	}
+	return classifyLog(objs), nil
+}
+
+// classifyLog sorts the objects of a listing of _delta_log/ into commits and complete
+// checkpoints. Multi-part checkpoints with a missing part are left out, as the protocol
+// requires.
+func classifyLog(objs []storage.ObjectInfo) *logListing {
 	l := &logListing{commits: map[int64]storage.ObjectInfo{}, checkpoints: map[int64]checkpointFiles{}}
 	type partial struct {
 		parts   map[int]string
@@ -109,7 +115,7 @@ func listLog(ctx context.Context, store storage.Store) (*logListing, error) {
 		l.cpVersions = append(l.cpVersions, v)
 	}
 	sort.Slice(l.cpVersions, func(i, j int) bool { return l.cpVersions[i] < l.cpVersions[j] })
-	return l, nil
+	return l
 }
 
 func (l *logListing) empty() bool { return len(l.versions) == 0 && len(l.cpVersions) == 0 }
@@ -126,12 +132,36 @@ func (l *logListing) latest() int64 {
 	return v
 }
 
-// earliest is the oldest version that can be reconstructed: 0 when the log starts at
-// version 0, else the oldest checkpoint whose following commits are all present.
+// earliest is the oldest version from which every version up to the newest commit can be
+// reconstructed: 0 while the log still holds every commit from version 0, else the oldest
+// checkpoint whose following commits are all present. Log cleanup removes a prefix of the
+// log, so after it this is the checkpoint cleanup kept. A checkpoint stranded below a gap
+// (its following commits deleted by hand or by another tool) rebuilds only its own version
+// and must not be reported as the start of the available range: time travel by timestamp
+// searches the commits from here on.
 func (l *logListing) earliest() int64 {
-	if _, ok := l.commits[0]; ok {
+	n := len(l.versions)
+	if n == 0 {
+		if len(l.cpVersions) > 0 {
+			return l.cpVersions[len(l.cpVersions)-1]
+		}
+		return -1
+	}
+	// run is the first version of the run of consecutive commits ending at the newest one.
+	i := n - 1
+	for i > 0 && l.versions[i-1] == l.versions[i]-1 {
+		i--
+	}
+	run := l.versions[i]
+	if run == 0 {
 		return 0
 	}
+	for _, cp := range l.cpVersions {
+		if cp >= run-1 {
+			return cp
+		}
+	}
+	// No checkpoint bridges the gap: the newest versions cannot be rebuilt at all.
 	if len(l.cpVersions) > 0 {
 		return l.cpVersions[0]
 	}

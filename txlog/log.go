@@ -319,7 +319,11 @@ func (l *Log) load(ctx context.Context, version int64) (*Snapshot, error) {
 func (l *Log) build(ctx context.Context, listing *logListing, version int64) (*Snapshot, error) {
 	plans := listing.plan(version)
 	if len(plans) == 0 {
-		return nil, fmt.Errorf("%w: table %s cannot reconstruct version %d; available versions are %d to %d", ErrVersionNotFound, l.name(), version, listing.earliest(), listing.latest())
+		earliest, hint := listing.earliest(), ""
+		if earliest > 0 && version < earliest {
+			hint = "; the log files of older versions have been removed (log cleanup keeps delta.logRetentionDuration of history, default 30 days; raise it to keep more)"
+		}
+		return nil, fmt.Errorf("%w: table %s cannot reconstruct version %d; available versions are %d to %d%s", ErrVersionNotFound, l.name(), version, earliest, listing.latest(), hint)
 	}
 	var firstErr error
 	for _, cp := range plans {
