@@ -44,7 +44,10 @@ type TableEntry struct {
 	// (file:///…, s3://…) for attached ones.
 	Location string `json:"location"`
 	Attached bool   `json:"attached,omitempty"`
-	Created  int64  `json:"created"` // ms since epoch
+	// ReadOnly tables (attached with READ ONLY) take no writes and no maintenance from
+	// this warehouse: another engine owns them.
+	ReadOnly bool  `json:"read_only,omitempty"`
+	Created  int64 `json:"created"` // ms since epoch
 }
 
 type databaseEntry struct {
@@ -254,13 +257,13 @@ func (c *Catalog) Table(db, name string) (*Table, error) {
 // before the entry is made durable, so a crash in between leaves at worst an unreferenced
 // folder, never an entry without a log.
 func (c *Catalog) CreateTable(ctx context.Context, db, name string, create func(*Table) error) (*Table, error) {
-	return c.addTable(ctx, db, name, "", create)
+	return c.addTable(ctx, db, name, "", false, create)
 }
 
 // addTable registers db.name at location (managed: "" picks a free folder), after prepare
 // has made or checked the table's log. The entry is written last, so a failure or a crash
 // before it leaves no entry without a log.
-func (c *Catalog) addTable(ctx context.Context, db, name, location string, prepare func(*Table) error) (*Table, error) {
+func (c *Catalog) addTable(ctx context.Context, db, name, location string, readOnly bool, prepare func(*Table) error) (*Table, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	d, err := c.dbLocked(db)
@@ -270,7 +273,7 @@ func (c *Catalog) addTable(ctx context.Context, db, name, location string, prepa
 	if _, ok := d.tables[strings.ToLower(name)]; ok {
 		return nil, fmt.Errorf("%w: %s.%s", ErrTableExists, db, name)
 	}
-	e := TableEntry{Database: d.entry.Name, Name: name, Location: location, Attached: location != "", Created: time.Now().UnixMilli()}
+	e := TableEntry{Database: d.entry.Name, Name: name, Location: location, Attached: location != "", ReadOnly: readOnly, Created: time.Now().UnixMilli()}
 	if !e.Attached {
 		loc, err := c.freeLocation(ctx, d.entry.Name, name)
 		if err != nil {
@@ -348,13 +351,13 @@ func (c *Catalog) putEntry(ctx context.Context, e TableEntry) error {
 	return nil
 }
 
-// Attach registers an existing Delta table at url under db.name. check validates the table
-// (its log must open) before the entry is written.
-func (c *Catalog) Attach(ctx context.Context, db, name, location string, check func(*Table) error) (*Table, error) {
+// Attach registers an existing Delta table at url under db.name, read-only if asked. check
+// validates the table (its log must open) before the entry is written.
+func (c *Catalog) Attach(ctx context.Context, db, name, location string, readOnly bool, check func(*Table) error) (*Table, error) {
 	if location == "" {
 		return nil, fmt.Errorf("catalog: attach %s.%s: no location", db, name)
 	}
-	return c.addTable(ctx, db, name, location, check)
+	return c.addTable(ctx, db, name, location, readOnly, check)
 }
 
 // DropTable forgets the table; a managed table's files are deleted, an attached table's stay.

@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lakehoused/lakehoused/catalog"
+	"github.com/lakehoused/lakehoused/compaction"
 	lakesql "github.com/lakehoused/lakehoused/sql"
 	"github.com/lakehoused/lakehoused/storage"
 	"github.com/lakehoused/lakehoused/txlog"
@@ -67,6 +69,7 @@ type Server struct {
 	cfg       Config
 	engine    *lakesql.Engine
 	committer *txlog.StorageCommitter
+	auto      *compaction.Auto
 	mysql     *lakesql.Listener
 	http      *http.Server
 	httpLn    net.Listener
@@ -102,7 +105,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	txlog.Version = cfg.Version
 	committer := txlog.NewStorageCommitter()
 	committer.Logger = log
-	engine, err := lakesql.NewEngine(lakesql.Config{Catalog: cat, Committer: committer, OpenURL: storage.Open, Logger: log, Version: cfg.Version})
+	// Every commit goes through auto-compaction, which watches for tables collecting small
+	// files and compacts them in the background.
+	jobs := &compaction.Jobs{}
+	auto := compaction.NewAuto(committer, jobs, log)
+	auto.Name = func(l *txlog.Log) string { return tableName(cat, l) }
+	engine, err := lakesql.NewEngine(lakesql.Config{Catalog: cat, Committer: auto, OpenURL: storage.Open, Logger: log, Version: cfg.Version, Jobs: jobs})
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +125,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		_ = engine.Close()
 		return nil, fmt.Errorf("server: MySQL listener: %w", err)
 	}
-	s := &Server{cfg: cfg, engine: engine, committer: committer, mysql: my, done: make(chan error, 2)}
+	s := &Server{cfg: cfg, engine: engine, committer: committer, auto: auto, mysql: my, done: make(chan error, 2)}
 	if cfg.HTTPAddr != "off" {
 		hl, err := net.Listen("tcp", cfg.HTTPAddr)
 		if err != nil {
@@ -160,7 +168,27 @@ func (s *Server) routes() http.Handler {
 			fmt.Fprintf(w, "# TYPE %s counter\n%s %d\n", k, k, m[k])
 		}
 	})
+	mux.HandleFunc("GET /api/jobs", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"jobs": s.engine.Jobs().List()})
+	})
 	return mux
+}
+
+// tableName finds the catalog name of the table whose log is l, for job reports.
+func tableName(cat *catalog.Catalog, l *txlog.Log) string {
+	for _, db := range cat.Databases() {
+		tables, err := cat.Tables(db)
+		if err != nil {
+			continue
+		}
+		for _, t := range tables {
+			if t.Log == l {
+				return t.Entry.Database + "." + t.Entry.Name
+			}
+		}
+	}
+	return ""
 }
 
 // MySQLAddr is where the MySQL listener accepts.
@@ -196,6 +224,7 @@ func (s *Server) Shutdown() {
 	s.mysql.Shutdown(s.cfg.ShutdownGrace)
 	// A checkpoint cut short is harmless (readers validate and fall back), but letting one
 	// finish saves the next start a longer log replay.
+	s.auto.Close() // a compaction cut short deletes the files it wrote
 	s.committer.Wait()
 	_ = s.engine.Close()
 	s.cfg.Logger.Info("lakehoused stopped")

@@ -157,6 +157,9 @@ func (t *Table) ModifyColumn(ctx *gms.Context, name string, column *gms.Column, 
 // fill gives values for columns that are new in fields (ADD COLUMN with a default); it too
 // forces the rewrite.
 func (t *Table) commitSchema(ctx *gms.Context, op string, fields []txlog.StructField, renames map[string]string, fill map[string]gms.Expression) error {
+	if t.ct.Entry.ReadOnly {
+		return readOnlyError(t.ct, op)
+	}
 	newSchema := &txlog.Schema{Type: "struct", Fields: fields}
 	meta := t.snap.Metadata
 	meta.SchemaString = newSchema.String()

@@ -3,7 +3,6 @@ package sql
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -168,20 +167,6 @@ func partitionByJSON(cols []string) string {
 	return "[" + strings.Join(q, ",") + "]"
 }
 
-// tableProperties are the Delta table properties CREATE TABLE accepts in its COMMENT, each
-// with the check its value must pass. Only properties lakehoused honours are accepted: a
-// property such as delta.appendOnly that other writers would enforce must not be set on a
-// table whose writer ignores it.
-var tableProperties = map[string]func(string) bool{
-	"delta.targetFileSize":               positiveInt,
-	"delta.checkpointInterval":           positiveInt,
-	"delta.dataSkippingNumIndexedCols":   func(v string) bool { n, err := strconv.Atoi(v); return err == nil && n >= -1 },
-	"delta.logRetentionDuration":         func(v string) bool { return strings.HasPrefix(v, "interval ") },
-	"delta.deletedFileRetentionDuration": func(v string) bool { return strings.HasPrefix(v, "interval ") },
-}
-
-func positiveInt(v string) bool { n, err := strconv.ParseInt(v, 10, 64); return err == nil && n > 0 }
-
 // parseTableComment reads the table options lakehoused keeps in COMMENT, separated by ';':
 // partition_by=a,b and delta.<property>=<value>. Anything else stays the table's comment.
 func parseTableComment(comment string, sch gms.Schema) ([]string, map[string]string, string, error) {
@@ -202,17 +187,8 @@ func parseTableComment(comment string, sch gms.Schema) ([]string, map[string]str
 				cols = append(cols, sch[i].Name)
 			}
 		case strings.HasPrefix(strings.ToLower(key), "delta."):
-			check, ok := tableProperties[key]
-			if !ok {
-				names := make([]string, 0, len(tableProperties))
-				for k := range tableProperties {
-					names = append(names, k)
-				}
-				sort.Strings(names)
-				return nil, nil, "", mysql.NewSQLError(mysql.ERWrongArguments, "HY000", "table property %s is not supported; supported: %s", key, strings.Join(names, ", "))
-			}
-			if !check(val) {
-				return nil, nil, "", mysql.NewSQLError(mysql.ERWrongArguments, "HY000", "table property %s: invalid value %q", key, val)
+			if err := checkProperty(key, val); err != nil {
+				return nil, nil, "", err
 			}
 			props[key] = val
 		case p != "":

@@ -24,6 +24,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/lakehoused/lakehoused/catalog"
+	"github.com/lakehoused/lakehoused/compaction"
 	"github.com/lakehoused/lakehoused/storage"
 	"github.com/lakehoused/lakehoused/table"
 	"github.com/lakehoused/lakehoused/txlog"
@@ -38,12 +39,15 @@ type Config struct {
 	Logger  *slog.Logger
 	// Version is reported in @@version_comment and commitInfo.engineInfo.
 	Version string
+	// Jobs registers maintenance jobs (shared with auto-compaction); default a new one.
+	Jobs *compaction.Jobs
 }
 
 // Engine is the SQL engine over the warehouse.
 type Engine struct {
 	cfg      Config
 	log      *slog.Logger
+	jobs     *compaction.Jobs
 	provider *Provider
 	sqle     *sqle.Engine
 
@@ -85,8 +89,14 @@ func NewEngine(cfg Config) (*Engine, error) {
 		cfg.Logger = slog.Default()
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, keys: map[*catalog.Table]*keyIndex{}, groups: map[*catalog.Table]*groupCommitter{}, counts: map[*catalog.Table]rowCount{}}
+	e.jobs = cfg.Jobs
+	if e.jobs == nil {
+		e.jobs = &compaction.Jobs{}
+	}
 	e.provider = newProvider(e)
 	e.sqle = sqle.NewDefault(e.provider)
+	e.sqle.ProcessList = &progressList{ProcessList: e.sqle.ProcessList, jobs: e.jobs}
+	gms.SystemVariables.AddSystemVariables(maintenanceVariables())
 	e.sqle.Analyzer.ExecBuilder = rowexec.NewOverrideBuilder(loadBuilder{e})
 	// GMS logs every query error at warning level through the global logrus logger; our
 	// own structured log reports what matters.
@@ -115,6 +125,32 @@ func (e *Engine) commitTable(ctx *gms.Context, w *tableWrites) error {
 	if !w.truncated && len(w.deletes) == 0 {
 		return e.groupCommit(ctx, w)
 	}
+	// Deleted rows are identified by their values, not by file, so when the only commits
+	// in the way rearranged files (OPTIMIZE, auto-compaction, ZORDER: same rows, new
+	// files) the rewrite is redone on the newer version instead of failing the client.
+	for attempt := 0; ; attempt++ {
+		err := e.commitRewrite(ctx, w)
+		var re *txlog.RebaseError
+		if !errors.As(err, &re) {
+			return err
+		}
+		if attempt >= maxRewriteRebases {
+			return tableError(w.table, err)
+		}
+		snap, serr := w.table.Log.Snapshot(ctx, re.Version)
+		if serr != nil {
+			return tableError(w.table, err)
+		}
+		w.snap = snap
+	}
+}
+
+// maxRewriteRebases bounds how often an UPDATE or DELETE is redone over compactions.
+const maxRewriteRebases = 5
+
+// commitRewrite is one attempt of commitTable's copy-on-write commit. A conflict with
+// commits that only rearranged files is returned as the *txlog.RebaseError itself.
+func (e *Engine) commitRewrite(ctx *gms.Context, w *tableWrites) error {
 	ct, snap := w.table, w.snap
 	name := ct.Entry.Database + "." + ct.Entry.Name
 	sch, err := gmsColumns(ctx, ct.Entry.Name, snap.Schema, primaryKeyColumns(snap))
@@ -231,6 +267,9 @@ func (e *Engine) commitTable(ctx *gms.Context, w *tableWrites) error {
 	if _, err := e.cfg.Committer.Commit(ctx, ct.Log, snap.Version, actions); err != nil {
 		if !errors.Is(err, storage.ErrOutcomeUnknown) {
 			cleanup() // the commit is not in the log: its files must go
+		}
+		if re := (*txlog.RebaseError)(nil); errors.As(err, &re) {
+			return re
 		}
 		return tableError(ct, err)
 	}
@@ -360,18 +399,7 @@ func removeOf(f *txlog.Add, now int64) *txlog.Remove {
 }
 
 func writerOptions(snap *txlog.Snapshot) table.WriterOptions {
-	var o table.WriterOptions
-	if s := snap.Metadata.Configuration["delta.targetFileSize"]; s != "" {
-		if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 {
-			o.TargetFileSize = n
-		}
-	}
-	if s := snap.Metadata.Configuration["delta.dataSkippingNumIndexedCols"]; s != "" {
-		if n, err := strconv.Atoi(s); err == nil {
-			o.StatsColumns = n
-		}
-	}
-	return o
+	return table.OptionsFor(snap.Metadata.Configuration)
 }
 
 // recordRows converts a whole record to GMS rows.

@@ -115,6 +115,9 @@ func tableFunctions(e *Engine) []gms.TableFunction {
 			{Name: "min_values", Type: types.JSON, Nullable: true}, {Name: "max_values", Type: types.JSON, Nullable: true},
 			{Name: "null_count", Type: types.JSON, Nullable: true}, {Name: "modification_time", Type: types.DatetimeMaxPrecision},
 		}},
+		&tableFunc{engine: e, name: "lake_properties", minArg: 1, maxArg: 1, run: lakeProperties, schema: gms.Schema{
+			{Name: "key", Type: types.LongText}, {Name: "value", Type: types.LongText}, {Name: "source", Type: types.LongText},
+		}},
 	}
 }
 

@@ -22,6 +22,7 @@ func procedures(e *Engine) []gms.ExternalStoredProcedureDetails {
 		}},
 		{Name: "lake_attach", Function: e.lakeAttach, Schema: gms.Schema{
 			{Name: "table_name", Type: types.LongText}, {Name: "location", Type: types.LongText}, {Name: "version", Type: types.Int64},
+			{Name: "read_only", Type: types.Boolean},
 		}},
 	}
 }
@@ -30,7 +31,7 @@ func timeMs(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 
 // lakeRestore commits a new version whose live files are those of an older version.
 func (e *Engine) lakeRestore(ctx *gms.Context, tableName string, version int64) (gms.RowIter, error) {
-	ct, err := resolveTable(ctx, e, tableName)
+	ct, _, err := e.maintained(ctx, "lake_restore", tableName)
 	if err != nil {
 		return nil, err
 	}
@@ -93,9 +94,20 @@ func equalStrings(a, b []string) bool {
 	return true
 }
 
-// lakeAttach registers a Delta table another engine wrote. Its log must open and its
-// protocol must be one we can read; the error names what is missing otherwise.
-func (e *Engine) lakeAttach(ctx *gms.Context, tableName, location string) (gms.RowIter, error) {
+// lakeAttach registers a Delta table another engine wrote: CALL lake_attach('db.t', 'url'
+// [, 'READ ONLY']). Its log must open and its protocol must be one we can read; the error
+// names what is missing otherwise. A table attached READ ONLY takes no writes, DDL or
+// maintenance from here: another engine owns it.
+func (e *Engine) lakeAttach(ctx *gms.Context, tableName, location string, mode ...string) (gms.RowIter, error) {
+	readOnly := false
+	switch {
+	case len(mode) > 1:
+		return nil, mysql.NewSQLError(mysql.ERWrongArguments, "HY000", "lake_attach takes a table, a location and an optional 'READ ONLY', got %d arguments", 2+len(mode))
+	case len(mode) == 1 && strings.Join(strings.Fields(strings.ToUpper(mode[0])), " ") == "READ ONLY":
+		readOnly = true
+	case len(mode) == 1 && strings.TrimSpace(mode[0]) != "" && !strings.EqualFold(strings.TrimSpace(mode[0]), "READ WRITE"):
+		return nil, mysql.NewSQLError(mysql.ERWrongArguments, "HY000", "lake_attach: unknown mode %q; use 'READ ONLY' or 'READ WRITE'", mode[0])
+	}
 	db, name := ctx.GetCurrentDatabase(), tableName
 	if i := strings.IndexByte(tableName, '.'); i >= 0 {
 		db, name = tableName[:i], tableName[i+1:]
@@ -107,7 +119,7 @@ func (e *Engine) lakeAttach(ctx *gms.Context, tableName, location string) (gms.R
 		return nil, mysql.NewSQLError(mysql.ERWrongArguments, "HY000", "lake_attach: location %q must be an absolute URL such as file:///data/tables/t", location)
 	}
 	var version int64
-	_, err := e.cfg.Catalog.Attach(ctx, db, name, location, func(t *catalog.Table) error {
+	_, err := e.cfg.Catalog.Attach(ctx, db, name, location, readOnly, func(t *catalog.Table) error {
 		snap, err := t.Log.Snapshot(ctx, -1)
 		if err != nil {
 			if errors.Is(err, txlog.ErrNoTable) || errors.Is(err, storage.ErrNotExist) {
@@ -124,5 +136,5 @@ func (e *Engine) lakeAttach(ctx *gms.Context, tableName, location string) (gms.R
 	if err != nil {
 		return nil, catalogError(err)
 	}
-	return gms.RowsToRowIter(gms.Row{db + "." + name, location, version}), nil
+	return gms.RowsToRowIter(gms.Row{db + "." + name, location, version, readOnly}), nil
 }

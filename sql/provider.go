@@ -26,7 +26,7 @@ var (
 func newProvider(e *Engine) *Provider {
 	p := &Provider{engine: e, funcs: map[string]gms.TableFunction{}}
 	reg := gms.NewExternalStoredProcedureRegistry()
-	for _, d := range procedures(e) {
+	for _, d := range append(procedures(e), maintenanceProcedures(e)...) {
 		reg.Register(d)
 	}
 	p.procs = &reg

@@ -147,6 +147,9 @@ func (t *Transaction) snapshot(ctx context.Context, ct *catalog.Table) (*txlog.S
 func (t *Transaction) writesFor(tb *Table) (*tableWrites, error) {
 	w, ok := t.writes[tb.ct]
 	if !ok {
+		if tb.ct.Entry.ReadOnly {
+			return nil, readOnlyError(tb.ct, "writing")
+		}
 		as, err := table.ArrowSchema(tb.snap.Schema)
 		if err != nil {
 			return nil, tableError(tb.ct, err)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Local is a Store over a directory of the local filesystem.
@@ -339,4 +340,48 @@ func (l *Local) Stat(ctx context.Context, key string) (ObjectInfo, error) {
 		return ObjectInfo{}, fmt.Errorf("storage: stat %s: %w (it is a directory)", key, ErrNotExist)
 	}
 	return ObjectInfo{Key: key, Size: st.Size(), ModTime: st.ModTime()}, nil
+}
+
+// RemoveStaleTemps deletes temp files under prefix (left by writes a crash interrupted)
+// last modified before olderThan, and reports how many and their bytes. With dryRun it
+// only counts them. List never shows temp files, so this is the only way to see them.
+func (l *Local) RemoveStaleTemps(ctx context.Context, prefix string, olderThan time.Time, dryRun bool) (files int, bytes int64, err error) {
+	if err := checkPrefix(prefix); err != nil {
+		return 0, 0, err
+	}
+	start := l.root
+	if i := strings.LastIndex(prefix, "/"); i >= 0 {
+		start = l.path(prefix[:i])
+	}
+	err = filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() || !strings.HasPrefix(d.Name(), tempPrefix) {
+			return nil
+		}
+		rel, _ := filepath.Rel(l.root, p)
+		if !strings.HasPrefix(filepath.ToSlash(rel), prefix) {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil || !info.ModTime().Before(olderThan) {
+			return nil
+		}
+		if !dryRun {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return wrap("delete", filepath.ToSlash(rel), err)
+			}
+		}
+		files++
+		bytes += info.Size()
+		return nil
+	})
+	return files, bytes, err
 }

@@ -100,6 +100,12 @@ func (m *memStaged) PublishIfAbsent(ctx context.Context, key string) error {
 
 func (m *memStaged) Discard() {}
 
+// TempCleaner is a store that writes through temp files (Local) and can delete the ones a
+// crash left behind. VACUUM FULL uses it; stores without temp files need not implement it.
+type TempCleaner interface {
+	RemoveStaleTemps(ctx context.Context, prefix string, olderThan time.Time, dryRun bool) (files int, bytes int64, err error)
+}
+
 // ReaderAtCloser is a random-access reader that must be closed.
 type ReaderAtCloser interface {
 	io.ReaderAt

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Open returns the Store addressed by rawURL: file:///abs/path or a plain absolute path
@@ -159,4 +160,13 @@ func (s *subStore) Stat(ctx context.Context, k string) (ObjectInfo, error) {
 	info, err := s.parent.Stat(ctx, full)
 	info.Key = k
 	return info, err
+}
+
+// RemoveStaleTemps forwards to the parent store when it keeps temp files (Local).
+func (s *subStore) RemoveStaleTemps(ctx context.Context, prefix string, olderThan time.Time, dryRun bool) (int, int64, error) {
+	tc, ok := s.parent.(TempCleaner)
+	if !ok {
+		return 0, 0, nil
+	}
+	return tc.RemoveStaleTemps(ctx, s.prefix+prefix, olderThan, dryRun)
 }

@@ -381,6 +381,10 @@ func partitionRange(k valueKind, pv map[string]string, name string) colRange {
 	return colRange{min: v, max: v, nullCount: 0, numRecords: 1}
 }
 
+// PartitionValue finds a file's partition value by column name, exact spelling first
+// (writers disagree on the case of partition column names).
+func PartitionValue(m map[string]string, name string) (string, bool) { return lookupFold(m, name) }
+
 // lookupFold finds a partition value by column name, exact spelling first.
 func lookupFold(m map[string]string, name string) (string, bool) {
 	if v, ok := m[name]; ok {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -37,6 +38,20 @@ type WriterOptions struct {
 	Now func() time.Time
 	// Allocator for Arrow buffers; default memory.DefaultAllocator.
 	Allocator memory.Allocator
+}
+
+// OptionsFor returns the writer options a table's properties ask for:
+// delta.targetFileSize (bytes) and delta.dataSkippingNumIndexedCols. Values that do not
+// parse are ignored (the defaults apply), as Delta does for unknown values.
+func OptionsFor(conf map[string]string) WriterOptions {
+	var o WriterOptions
+	if n, err := strconv.ParseInt(conf["delta.targetFileSize"], 10, 64); err == nil && n > 0 {
+		o.TargetFileSize = n
+	}
+	if n, err := strconv.Atoi(conf["delta.dataSkippingNumIndexedCols"]); err == nil {
+		o.StatsColumns = n
+	}
+	return o
 }
 
 func (o WriterOptions) withDefaults() WriterOptions {
@@ -415,6 +430,23 @@ func (f *openFile) discard() {
 func (w *Writer) newFile(dir string, values map[string]string) (*openFile, error) {
 	return &openFile{dir: dir, values: values, buf: &bytes.Buffer{}, w: w, schema: w.dataSchema,
 		stats: newStatsCollector(w.dataSchema.Fields(), w.opts.StatsColumns)}, nil
+}
+
+// Roll finishes and stores every open file, so the next rows start new files. Writers
+// that lay rows out on purpose (Z-order) use it to end files at the boundaries they chose.
+func (w *Writer) Roll(ctx context.Context) error {
+	if w.closed {
+		return errors.New("table: Roll after Close or Abort")
+	}
+	for _, dir := range w.order {
+		if f := w.open[dir]; f != nil {
+			delete(w.open, dir)
+			if err := w.finish(ctx, f); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // finish closes f, stores it durably and records its add action.

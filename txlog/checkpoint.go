@@ -340,18 +340,25 @@ func WriteCheckpoint(ctx context.Context, store storage.Store, s *Snapshot, now 
 // is a write to the log, and one written without understanding the table's features
 // would be wrong for every reader that opens the table from it.
 func (l *Log) Checkpoint(ctx context.Context, now time.Time) (int64, error) {
+	v, _, err := l.CheckpointAndCleanup(ctx, now)
+	return v, err
+}
+
+// CheckpointAndCleanup is Checkpoint that also reports what the log cleanup after it
+// deleted (CALL lake_checkpoint shows it). A failed cleanup is logged, not returned: the
+// checkpoint stands.
+func (l *Log) CheckpointAndCleanup(ctx context.Context, now time.Time) (int64, CleanupResult, error) {
 	s, err := l.snapshot(ctx, -1)
 	if err != nil {
-		return -1, err
+		return -1, CleanupResult{}, err
 	}
 	if err := s.Protocol.CheckWrite(); err != nil {
-		return -1, fmt.Errorf("txlog: checkpoint %s version %d: %w", l.name(), s.Version, err)
+		return -1, CleanupResult{}, fmt.Errorf("txlog: checkpoint %s version %d: %w", l.name(), s.Version, err)
 	}
 	if err := WriteCheckpoint(ctx, l.store, s, now); err != nil {
-		return -1, err
+		return -1, CleanupResult{}, err
 	}
-	cleanupAfterCheckpoint(ctx, l.store, s.Metadata.Configuration, now, l.logger)
-	return s.Version, nil
+	return s.Version, cleanupAfterCheckpoint(ctx, l.store, s.Metadata.Configuration, now, l.logger), nil
 }
 
 // deletedFileRetention is delta.deletedFileRetentionDuration (default one week).

@@ -233,17 +233,18 @@ func parseVersion(s string) (int64, bool) {
 // delta.enableExpiredLogCleanup allows it, with delta.logRetentionDuration. A failure is
 // logged and otherwise ignored; the checkpoint (and the commit before it) stand, and the
 // next checkpoint tries again.
-func cleanupAfterCheckpoint(ctx context.Context, store storage.Store, conf map[string]string, now time.Time, logger *slog.Logger) {
+func cleanupAfterCheckpoint(ctx context.Context, store storage.Store, conf map[string]string, now time.Time, logger *slog.Logger) CleanupResult {
 	if !ExpiredLogCleanupEnabled(conf) {
-		return
+		return CleanupResult{KeptCheckpoint: -1, EarliestVersion: -1}
 	}
 	res, err := CleanupLog(ctx, store, now, LogRetention(conf))
 	if err != nil {
 		logger.Warn("txlog: log cleanup failed; the checkpoint stands and the next one retries", "table", store.URL(), "err", err)
-		return
+		return res
 	}
 	if res.CommitsDeleted+res.CheckpointsDeleted+res.OtherFilesDeleted > 0 {
 		logger.Debug("txlog: cleaned up log", "table", store.URL(), "keptCheckpoint", res.KeptCheckpoint,
 			"earliestVersion", res.EarliestVersion, "commits", res.CommitsDeleted, "checkpoints", res.CheckpointsDeleted, "other", res.OtherFilesDeleted)
 	}
+	return res
 }

@@ -176,12 +176,21 @@ func (c *StorageCommitter) Commit(ctx context.Context, log *Log, readVersion int
 		if err != nil {
 			return -1, fmt.Errorf("txlog: commit to %s: read concurrent commits: %w", table.URL(), err)
 		}
+		var rearranged error
 		for _, w := range winners {
 			if err := checkConflict(actions, w.Version, w.Actions); err != nil {
-				return -1, fmt.Errorf("table %s (read version %d): %w", table.URL(), readVersion, err)
+				if !summarize(w.Actions).rearrangeOnly {
+					return -1, fmt.Errorf("table %s (read version %d): %w", table.URL(), readVersion, err)
+				}
+				if rearranged == nil {
+					rearranged = err
+				}
 			}
 			prevTS = w.Timestamp
 			version = w.Version + 1
+		}
+		if rearranged != nil {
+			return -1, &RebaseError{Version: version - 1, err: fmt.Errorf("table %s (read version %d): %w", table.URL(), readVersion, rearranged)}
 		}
 	}
 }

@@ -1,6 +1,27 @@
 package txlog
 
-import "errors"
+import (
+	"errors"
+	"strconv"
+)
+
+// RebaseError is a conflict with commits that only rearranged data (compaction, Z-ordering:
+// every file action has dataChange=false): they removed files this transaction also
+// removes, but the table's rows did not change. A writer that identifies its rows by
+// content can redo its work on the snapshot at Version and commit again, instead of
+// failing its client. It wraps ErrConflict, so callers that cannot rebase treat it as
+// any conflict.
+type RebaseError struct {
+	// Version is the newest version the transaction may rebase onto: every commit after
+	// its read version up to this one either did not conflict or only rearranged data.
+	Version int64
+	err     error
+}
+
+func (e *RebaseError) Error() string {
+	return e.err.Error() + " (the conflicting commits only rearranged files; the transaction can be redone on version " + strconv.FormatInt(e.Version, 10) + ")"
+}
+func (e *RebaseError) Unwrap() error { return e.err }
 
 // Sentinel errors. Callers test them with errors.Is; every error returned by this package
 // wraps one of them (or a storage error) with the table, version and a hint at the fix.
