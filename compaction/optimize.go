@@ -111,13 +111,17 @@ type partition struct {
 	files  []*txlog.Add
 }
 
-// partitionsOf groups files by partition values, in the order partitions are first seen.
-func partitionsOf(snap *txlog.Snapshot) []*partition {
+// partitionsOf groups files (those keep accepts; nil keeps all) by partition values, in the
+// order partitions are first seen.
+func partitionsOf(snap *txlog.Snapshot, keep func(*txlog.Add) bool) []*partition {
 	cols := snap.Metadata.PartitionColumns
 	byKey := map[string]*partition{}
 	var out []*partition
 	var b strings.Builder
 	for _, f := range snap.Files {
+		if keep != nil && !keep(f) {
+			continue
+		}
 		b.Reset()
 		for _, c := range cols {
 			v, ok := table.PartitionValue(f.PartitionValues, c)
@@ -218,6 +222,7 @@ type rewriteFunc func(ctx context.Context, t Table, snap *txlog.Snapshot, group 
 // conflicts is re-planned on the new version, up to o.Attempts times.
 func run(ctx context.Context, t Table, o *Options, op string, zcols []string, plan func([]*partition) [][]*txlog.Add, rewrite rewriteFunc) (Result, error) {
 	var lastErr error
+	var first map[string]bool // the files of the first attempt's snapshot
 	for attempt := 0; ; attempt++ {
 		snap, err := t.Log.Snapshot(ctx, -1)
 		if err != nil {
@@ -228,8 +233,15 @@ func run(ctx context.Context, t Table, o *Options, op string, zcols []string, pl
 		}
 		if attempt == 0 {
 			o.defaults(snap)
+			first = make(map[string]bool, len(snap.Files))
+			for _, f := range snap.Files {
+				first[f.Path] = true
+			}
 		}
-		parts, err := selectPartitions(ctx, partitionsOf(snap), o)
+		// A retry leaves out files written since the first attempt: a file that a user's
+		// UPDATE keeps rewriting would otherwise make every attempt conflict. They are
+		// compacted by a later run, once they cool down.
+		parts, err := selectPartitions(ctx, partitionsOf(snap, func(f *txlog.Add) bool { return first[f.Path] }), o)
 		if err != nil {
 			return Result{}, err
 		}
@@ -280,7 +292,7 @@ func sizesAfter(ctx context.Context, t Table, o *Options, res *Result) {
 	if err != nil {
 		return
 	}
-	parts, err := selectPartitions(ctx, partitionsOf(snap), o)
+	parts, err := selectPartitions(ctx, partitionsOf(snap, nil), o)
 	if err != nil {
 		return
 	}

@@ -264,7 +264,10 @@ func (e *Engine) commitRewrite(ctx *gms.Context, w *tableWrites) error {
 		},
 	}
 	actions = append([]txlog.Action{{CommitInfo: info}}, actions...)
-	if _, err := e.cfg.Committer.Commit(ctx, ct.Log, snap.Version, actions); err != nil {
+	// WriteSerializable (Delta's default): rows other clients inserted meanwhile are ordered
+	// after this transaction instead of failing it, unless one of them has a key it writes.
+	ws := txlog.WriteSerializable(func(appends []txlog.Commit) error { return e.checkAppendedKeys(ctx, w, sch, appends) })
+	if _, err := e.cfg.Committer.Commit(ctx, ct.Log, snap.Version, actions, ws); err != nil {
 		if !errors.Is(err, storage.ErrOutcomeUnknown) {
 			cleanup() // the commit is not in the log: its files must go
 		}
@@ -274,6 +277,48 @@ func (e *Engine) commitRewrite(ctx *gms.Context, w *tableWrites) error {
 		return tableError(ct, err)
 	}
 	e.commits.Add(1)
+	return nil
+}
+
+// checkAppendedKeys refuses to commit w after concurrent appends that added a key w also
+// inserts (an UPDATE that set a key another client inserted meanwhile). Keyless tables
+// accept duplicates, so only keyed tables check.
+func (e *Engine) checkAppendedKeys(ctx *gms.Context, w *tableWrites, sch gms.PrimaryKeySchema, appends []txlog.Commit) error {
+	if len(w.pk) == 0 || w.liveInserts() == 0 {
+		return nil
+	}
+	added := map[string]bool{}
+	for _, c := range appends {
+		for _, a := range c.Actions {
+			if a.Add != nil {
+				added[a.Add.Path] = true
+			}
+		}
+	}
+	latest, err := w.table.Log.Snapshot(ctx, -1)
+	if err != nil {
+		return err
+	}
+	ki, err := e.keyIndexAt(ctx, &Table{ct: w.table, snap: latest, schema: sch, pkCols: primaryKeyColumns(latest)})
+	if err != nil {
+		return err
+	}
+	ki.mu.Lock()
+	defer ki.mu.Unlock()
+	var dup string
+	w.eachLiveKey(func(k string, pos int) bool {
+		if added[ki.keys[k]] {
+			dup = "(unreadable)"
+			if r, err := w.ins.row(pos); err == nil {
+				dup = keyText(r, w.pk)
+			}
+			return false
+		}
+		return true
+	})
+	if dup != "" {
+		return fmt.Errorf("another transaction inserted key '%s', which this one also writes", dup)
+	}
 	return nil
 }
 

@@ -29,6 +29,20 @@ type CommitOption func(*commitOptions)
 
 type commitOptions struct {
 	dataDurable func() error
+	// writeSerializable: commit over concurrent append-only commits (see WriteSerializable).
+	writeSerializable bool
+	checkAppends      func([]Commit) error
+}
+
+// WriteSerializable commits a transaction that rewrote files (UPDATE, DELETE) over
+// concurrent commits that only appended files, as Delta's default isolation level of that
+// name does: the appended rows are ordered after this transaction, so it need not have read
+// them. Concurrent removes and metadata changes still conflict. check, if not nil, is shown
+// the appending commits before this one is committed after them and refuses by returning an
+// error (a key this transaction writes that one of them also added); the error is returned
+// wrapped in ErrConflict. The commit records isolationLevel WriteSerializable.
+func WriteSerializable(check func(appends []Commit) error) CommitOption {
+	return func(o *commitOptions) { o.writeSerializable, o.checkAppends = true, check }
 }
 
 // AfterDataDurable lets a commit be prepared while the data files it references are still
@@ -119,6 +133,9 @@ func (c *StorageCommitter) Commit(ctx context.Context, log *Log, readVersion int
 		return -1, fmt.Errorf("txlog: commit to %s: %w", table.URL(), err)
 	}
 	info := prepareCommitInfo(actions, readVersion)
+	if o.writeSerializable {
+		info.IsolationLevel = "WriteSerializable"
+	}
 	actions = withCommitInfo(actions, info)
 
 	if readVersion == -1 {
@@ -177,7 +194,14 @@ func (c *StorageCommitter) Commit(ctx context.Context, log *Log, readVersion int
 			return -1, fmt.Errorf("txlog: commit to %s: read concurrent commits: %w", table.URL(), err)
 		}
 		var rearranged error
+		var appends []Commit
 		for _, w := range winners {
+			if o.writeSerializable && summarize(w.Actions).appendOnly {
+				appends = append(appends, w)
+				prevTS = w.Timestamp
+				version = w.Version + 1
+				continue
+			}
 			if err := checkConflict(actions, w.Version, w.Actions); err != nil {
 				if !summarize(w.Actions).rearrangeOnly {
 					return -1, fmt.Errorf("table %s (read version %d): %w", table.URL(), readVersion, err)
@@ -188,6 +212,11 @@ func (c *StorageCommitter) Commit(ctx context.Context, log *Log, readVersion int
 			}
 			prevTS = w.Timestamp
 			version = w.Version + 1
+		}
+		if len(appends) > 0 && o.checkAppends != nil {
+			if err := o.checkAppends(appends); err != nil {
+				return -1, fmt.Errorf("%w: table %s (read version %d): %v; retry the transaction", ErrConflict, table.URL(), readVersion, err)
+			}
 		}
 		if rearranged != nil {
 			return -1, &RebaseError{Version: version - 1, err: fmt.Errorf("table %s (read version %d): %w", table.URL(), readVersion, rearranged)}

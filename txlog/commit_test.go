@@ -409,3 +409,59 @@ func TestAfterDataDurable(t *testing.T) {
 		t.Fatalf("retried commit: v=%d err=%v waits=%d", v, err, calls)
 	}
 }
+
+// TestWriteSerializable: an UPDATE committed with WriteSerializable goes through over
+// concurrent appends (checked ones included) but not over removes or metadata changes, and
+// its check can refuse the appends.
+func TestWriteSerializable(t *testing.T) {
+	t.Parallel()
+	notBlind := false
+	checkedInsert := []Action{{CommitInfo: &CommitInfo{Operation: "WRITE", IsBlindAppend: &notBlind}}, addFile("m.parquet", 1)}
+	updateBase1 := []Action{removeFile("base1.parquet"), addFile("base1-rewritten.parquet", 1)}
+	cases := []struct {
+		name     string
+		winners  [][]Action
+		refuse   bool
+		conflict string
+	}{
+		{"over a blind append", [][]Action{{addFile("w.parquet", 1)}}, false, ""},
+		{"over two appends", [][]Action{{addFile("w.parquet", 1)}, checkedInsert}, false, ""},
+		{"check refuses", [][]Action{checkedInsert}, true, "duplicate"},
+		{"over a delete of another file", [][]Action{{removeFile("base2.parquet")}}, false, "removed file base2.parquet"},
+		{"over a delete of the same file", [][]Action{{removeFile("base1.parquet")}}, false, "removed file base1.parquet"},
+		{"over a metadata change", [][]Action{{createActions(map[string]string{"x": "y"})[1]}}, false, "metadata"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			store, c := newTable(t, nil)
+			base := mustCommit(t, c, store, 0, addFile("base1.parquet", 1), addFile("base2.parquet", 1))
+			v := base
+			for _, w := range tc.winners {
+				v = mustCommit(t, NewStorageCommitter(), store, v, w...)
+			}
+			var seen int
+			check := func(appends []Commit) error {
+				seen = len(appends)
+				if tc.refuse {
+					return errors.New("duplicate key 7")
+				}
+				return nil
+			}
+			got, err := NewStorageCommitter().Commit(context.Background(), NewLog(store), base, updateBase1, WriteSerializable(check))
+			if tc.conflict == "" {
+				if err != nil || got != v+1 || seen != len(tc.winners) {
+					t.Fatalf("want success at %d after checking %d appends, got v=%d err=%v seen=%d", v+1, len(tc.winners), got, err, seen)
+				}
+				hist, _ := NewLog(store).History(context.Background(), 1)
+				if hist[0].Info.IsolationLevel != "WriteSerializable" {
+					t.Fatalf("isolationLevel %q", hist[0].Info.IsolationLevel)
+				}
+				return
+			}
+			if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), tc.conflict) {
+				t.Fatalf("want ErrConflict mentioning %q, got %v", tc.conflict, err)
+			}
+		})
+	}
+}

@@ -21,7 +21,9 @@ type txnSummary struct {
 	blindAppend        bool
 	// dataChangeOnlyFalse: every file action has dataChange=false and there is no
 	// metadata (OPTIMIZE, compaction): it runs at snapshot isolation.
-	rearrangeOnly     bool
+	rearrangeOnly bool
+	// appendOnly: only adds files (an INSERT, blind or key-checked), no removes or metadata.
+	appendOnly        bool
 	addedDataChange   []string
 	removedDataChange []string
 	removed           map[string]string // fileKey -> path
@@ -67,6 +69,7 @@ func summarize(actions []Action) txnSummary {
 	}
 	s.blindAppend = !readData && removes == 0 && !s.metadata && !s.protocol && dataChange == adds
 	s.rearrangeOnly = !s.metadata && !s.protocol && dataChange == 0 && adds+removes > 0
+	s.appendOnly = !s.metadata && !s.protocol && removes == 0 && adds > 0 && len(s.appIDs) == 0 && len(s.domains) == 0
 	return s
 }
 
