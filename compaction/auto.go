@@ -193,7 +193,7 @@ func (a *Auto) check(log *txlog.Log) error {
 	name := a.name(log)
 	job := a.Jobs.Start("auto-compaction", name, nil)
 	res, err := Optimize(a.ctx, Table{Name: name, Store: log.Store(), Log: log, Committer: a.Committer}, Options{
-		TargetSize: o.TargetSize, SmallBelow: small, MinFiles: trigger, Auto: true, Job: job, Attempts: 3,
+		TargetSize: o.TargetSize, SmallBelow: small, MinFiles: trigger, Auto: true, Tiered: true, Job: job, Attempts: 3,
 	})
 	job.End(err)
 	if err == nil && res.Version >= 0 {

@@ -589,3 +589,94 @@ func TestAutoCompaction(t *testing.T) {
 		t.Fatalf("auto-compaction ran on a table that opted out")
 	}
 }
+
+func TestBinsTiered(t *testing.T) {
+	var files []*txlog.Add
+	for i := 0; i < 40; i++ {
+		files = append(files, &txlog.Add{Path: fmt.Sprintf("tiny-%d", i), Size: 1000 + int64(i)})
+	}
+	files = append(files, &txlog.Add{Path: "mid", Size: 50_000}, &txlog.Add{Path: "big", Size: 900_000}, &txlog.Add{Path: "large", Size: 5_000_000})
+	count := func(bs [][]*txlog.Add) (n int, mid bool) {
+		for _, b := range bs {
+			for _, f := range b {
+				n++
+				mid = mid || f.Path == "mid"
+			}
+		}
+		return
+	}
+	// Plain bin-packing takes every file under the threshold, the earlier outputs included.
+	if n, mid := count(bins(files, 1_000_000, 2_000_000, false)); n != 42 || !mid {
+		t.Fatalf("plain bins took %d files (mid %v), want 42 with mid", n, mid)
+	}
+	// Tiered takes only files of similar size to the median small file.
+	if n, mid := count(bins(files, 1_000_000, 2_000_000, true)); n != 40 || mid {
+		t.Fatalf("tiered bins took %d files (mid %v), want the 40 tiny ones", n, mid)
+	}
+	// Bins never exceed the target and never hold one file.
+	for _, b := range bins(files, 1_000_000, 10_000, false) {
+		var size int64
+		for _, f := range b {
+			size += f.Size
+		}
+		if len(b) < 2 || size > 10_000 {
+			t.Fatalf("bin of %d files, %d bytes", len(b), size)
+		}
+	}
+}
+
+// TestAutoCompactionWriteAmplification: a stream of tiny commits is compacted in tiers, so
+// each row is rewritten a few times, not once per compaction.
+func TestAutoCompactionWriteAmplification(t *testing.T) {
+	tt := newTestTable(t, nil, nil)
+	auto := NewAuto(tt.c, nil, nil)
+	auto.Trigger = 10
+	tt.Committer = auto
+	const n = 400
+	for i := 0; i < n; i++ {
+		tt.insert(t, i, 1, "eu")
+		// Let the compactor keep up, as it would between the commits of a real stream.
+		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			auto.mu.Lock()
+			busy := len(auto.tables) > 0
+			auto.mu.Unlock()
+			if !busy {
+				break
+			}
+		}
+	}
+	auto.Close()
+	hist, err := tt.Log.History(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rewritten int64 // rows read and written again by compactions
+	for _, c := range hist {
+		if c.Info.Operation != "OPTIMIZE" {
+			continue
+		}
+		for _, a := range c.Actions {
+			if a.Remove != nil {
+				st, err := txlog.ParseStats(a.Remove.Stats)
+				if err != nil || st == nil {
+					t.Fatalf("remove without stats: %v", err)
+				}
+				rewritten += st.NumRecords
+			}
+		}
+	}
+	snap := latest(t, tt)
+	if got := tt.ids(t, -1); !slices.Equal(got, seq(n)) {
+		t.Fatalf("rows: %d", len(got))
+	}
+	if len(snap.Files) >= 30 {
+		t.Fatalf("%d live files", len(snap.Files))
+	}
+	// In tiers of about 10, a row climbs log10(400) < 3 tiers. Merging everything small
+	// each time (no tiers) rewrote each row about 20 times.
+	amp := float64(rewritten) / n
+	t.Logf("%d live files after %d runs; each row rewritten %.1f times", len(snap.Files), auto.Runs(), amp)
+	if amp > 5 {
+		t.Fatalf("each row was rewritten %.1f times by auto-compaction", amp)
+	}
+}
