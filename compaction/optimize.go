@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -241,12 +242,33 @@ func Optimize(ctx context.Context, t Table, o Options) (Result, error) {
 	}, compactGroup)
 }
 
+// rewriting holds a mutex per table (by its Log) that rewrites hold.
+var rewriting sync.Map
+
+func rewriteLock(l *txlog.Log) *sync.Mutex {
+	mu, _ := rewriting.LoadOrStore(l, &sync.Mutex{})
+	return mu.(*sync.Mutex)
+}
+
 // rewriteFunc rewrites one group of files (all in one partition) with writer w.
 type rewriteFunc func(ctx context.Context, t Table, snap *txlog.Snapshot, group []*txlog.Add, w *table.Writer, o *Options, zcols []string) error
 
 // run is the plan → rewrite → commit loop shared by OPTIMIZE and ZORDER. A commit that
 // conflicts is re-planned on the new version, up to o.Attempts times.
 func run(ctx context.Context, t Table, o *Options, op string, zcols []string, plan func([]*partition) [][]*txlog.Add, rewrite rewriteFunc) (Result, error) {
+	// One rewrite per table at a time in this process: two would remove the same files and
+	// one would lose all its work. A user's OPTIMIZE waits for a running auto-compaction
+	// (they are short); auto-compaction skips a table being rewritten (a later commit asks
+	// again).
+	mu := rewriteLock(t.Log)
+	if o.Auto {
+		if !mu.TryLock() {
+			return Result{Version: -1}, nil
+		}
+	} else {
+		mu.Lock()
+	}
+	defer mu.Unlock()
 	var lastErr error
 	var first map[string]bool // the files of the first attempt's snapshot
 	for attempt := 0; ; attempt++ {

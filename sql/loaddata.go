@@ -32,7 +32,13 @@ import (
 // loadBuilder is installed as the analyzer's exec-builder override.
 type loadBuilder struct{ e *Engine }
 
-func (lb loadBuilder) Build(ctx *gms.Context, n gms.Node, _ gms.Row) (gms.RowIter, error) {
+func (lb loadBuilder) Build(ctx *gms.Context, n gms.Node, row gms.Row) (gms.RowIter, error) {
+	if f, ok := n.(*plan.Filter); ok {
+		if iter, ok, err := lb.buildPruned(ctx, f, row); ok {
+			return iter, err
+		}
+		return nil, nil
+	}
 	ii, ok := n.(*plan.InsertInto)
 	if !ok {
 		return nil, nil

@@ -27,6 +27,9 @@ type Table struct {
 	projected []string   // nil = all columns
 	projSch   gms.Schema // schema of the projected rows
 	lookup    *gms.IndexLookup
+	// prune is a hint from the WHERE clause above this scan (see prune.go): files and row
+	// groups whose statistics exclude it are skipped; the filter still checks every row.
+	prune *table.Filter
 }
 
 var (
@@ -191,8 +194,11 @@ func (t *Table) PartitionRows(ctx *gms.Context, p gms.Partition) (gms.RowIter, e
 	if t.lookup != nil {
 		files = table.PruneFiles(t.snap.Schema, t.snap.Metadata.PartitionColumns, files, lookupFilter(t.schema.Schema, t.lookup))
 	}
+	if t.prune != nil {
+		files = table.PruneFiles(t.snap.Schema, t.snap.Metadata.PartitionColumns, files, t.prune)
+	}
 	t.db.engine.countScan(len(t.snap.Files), len(files))
-	return t.scanRows(ctx, w, files, t.projected, nil)
+	return t.scanRows(ctx, w, files, t.projected, t.prune)
 }
 
 // scanRows streams the rows of files, without the rows transaction w deleted. cols == nil

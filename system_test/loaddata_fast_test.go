@@ -16,6 +16,12 @@ import (
 // fastLoads reads the counter of LOAD DATA statements the columnar fast path ran.
 func (n *node) fastLoads(t *testing.T) int64 {
 	t.Helper()
+	return n.metric(t, "lakehoused_load_data_fast_total")
+}
+
+// metric reads one counter from /metrics.
+func (n *node) metric(t *testing.T, name string) int64 {
+	t.Helper()
 	resp, err := http.Get("http://" + n.srv.HTTPAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -23,12 +29,12 @@ func (n *node) fastLoads(t *testing.T) int64 {
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "lakehoused_load_data_fast_total "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
 			n, _ := strconv.ParseInt(v, 10, 64)
 			return n
 		}
 	}
-	t.Fatal("lakehoused_load_data_fast_total missing from /metrics")
+	t.Fatalf("%s missing from /metrics", name)
 	return 0
 }
 
