@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -214,17 +215,8 @@ var regions = []string{"eu-west", "eu-north", "us-east", "us-west", "ap-south", 
 // writeCSV writes rows id 1..n (ascending) with a fixed-seed PRNG, so every run loads the
 // same data. Returns the file size.
 func writeCSV(path string, n int64) (int64, error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return 0, err
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	r := rand.New(rand.NewPCG(42, 1))
 	base := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
-	var buf []byte
-	const hexd = "0123456789abcdef"
-	for id := int64(1); id <= n; id++ {
-		buf = buf[:0]
+	return writeRows(path, n, func(buf []byte, id int64, r *rand.Rand) []byte {
 		buf = strconv.AppendInt(buf, id, 10)
 		buf = append(buf, ',')
 		buf = strconv.AppendInt(buf, int64(r.IntN(1_000_000)), 10)
@@ -239,17 +231,28 @@ func writeCSV(path string, n int64) (int64, error) {
 		buf = append(buf, ',')
 		buf = append(buf, regions[r.IntN(len(regions))]...)
 		buf = append(buf, ',', 'n', '-')
-		h := r.Uint64()
-		for i := 0; i < 16; i++ {
-			buf = append(buf, hexd[h&15])
-			h >>= 4
-		}
+		buf = appendHex16(buf, r.Uint64())
 		buf = append(buf, ',')
 		t := time.Unix(base+r.Int64N(5*365*86400), 0).UTC()
 		buf = t.AppendFormat(buf, "2006-01-02")
 		buf = append(buf, ',')
-		buf = t.Add(time.Duration(r.IntN(86400))*time.Second).AppendFormat(buf, "2006-01-02 15:04:05")
-		buf = append(buf, '\n')
+		return t.Add(time.Duration(r.IntN(86400))*time.Second).AppendFormat(buf, "2006-01-02 15:04:05")
+	})
+}
+
+// writeRows writes a CSV of rows id 1..n, each appended by row without its newline, from
+// one fixed-seed PRNG (the same for every file, so every run loads the same data).
+// Returns the file size.
+func writeRows(path string, n int64, row func(buf []byte, id int64, r *rand.Rand) []byte) (int64, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	r := rand.New(rand.NewPCG(42, 1))
+	var buf []byte
+	for id := int64(1); id <= n; id++ {
+		buf = append(row(buf[:0], id, r), '\n')
 		if _, err := w.Write(buf); err != nil {
 			f.Close()
 			return 0, err
@@ -265,6 +268,16 @@ func writeCSV(path string, n int64) (int64, error) {
 		return 0, err
 	}
 	return st.Size(), f.Close()
+}
+
+// appendHex16 appends h as 16 hex digits, least significant first.
+func appendHex16(buf []byte, h uint64) []byte {
+	const hexd = "0123456789abcdef"
+	for i := 0; i < 16; i++ {
+		buf = append(buf, hexd[h&15])
+		h >>= 4
+	}
+	return buf
 }
 
 func mustExec(b *testing.B, db interface {
@@ -303,11 +316,32 @@ func percentile(d []time.Duration, p float64) time.Duration {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
 
+// benchParts are the values of LAKEHOUSED_BENCH_ONLY, which runs one part of one benchmark
+// alone (for profiling, or to repeat one figure): BenchmarkFoundation's, then
+// BenchmarkMaintenance's.
+var benchParts = []string{"load", "load-nokey", "insert", "autocompact", "zorder", "coldopen"}
+
+// onlyPart returns LAKEHOUSED_BENCH_ONLY when it names one of the benchmark's own parts, or
+// "" when it is unset. When it names another benchmark's part this benchmark is skipped, so
+// `-bench .` runs just that part.
+func onlyPart(b *testing.B, own ...string) string {
+	only := os.Getenv("LAKEHOUSED_BENCH_ONLY")
+	switch {
+	case only == "" || slices.Contains(own, only):
+		return only
+	case slices.Contains(benchParts, only):
+		b.Skipf("LAKEHOUSED_BENCH_ONLY=%s is a part of another benchmark", only)
+	default:
+		b.Fatalf("LAKEHOUSED_BENCH_ONLY=%q names no part; parts are: %s", only, strings.Join(benchParts, ", "))
+	}
+	return ""
+}
+
 // BenchmarkFoundation measures the figures of the foundation issue, once (-benchtime 1x).
 func BenchmarkFoundation(b *testing.B) {
 	rows := envInt("LAKEHOUSED_BENCH_ROWS", 10_000_000)
 	fileSize := envInt("LAKEHOUSED_BENCH_TARGET_FILE_SIZE", 8<<20)
-	only := os.Getenv("LAKEHOUSED_BENCH_ONLY") // "load", "load-nokey" or "insert": one part alone, for profiling
+	only := onlyPart(b, "load", "load-nokey", "insert")
 	noKeyLoad := os.Getenv("LAKEHOUSED_BENCH_SKIP_NOKEY_LOAD") == "" && only == ""
 	for i := 0; i < b.N; i++ {
 		figures = nil
@@ -559,6 +593,16 @@ func insertFigures(b *testing.B, n *node, db *sql.DB) {
 // inserts runs clients goroutines, each on its own connection, inserting single rows with
 // autocommit for dur; ids are disjoint per client.
 func inserts(b *testing.B, n *node, table string, clients int, dur time.Duration) (p50, p99 time.Duration, total int64, elapsed time.Duration) {
+	return insertRun(b, n, table, clients, dur, 0)
+}
+
+// insertsN is inserts by count: each client inserts perClient rows.
+func insertsN(b *testing.B, n *node, table string, clients int, perClient int64) (p50, p99 time.Duration, total int64, elapsed time.Duration) {
+	return insertRun(b, n, table, clients, 0, perClient)
+}
+
+// insertRun is inserts (perClient 0: for dur) and insertsN (perClient rows each).
+func insertRun(b *testing.B, n *node, table string, clients int, dur time.Duration, perClient int64) (p50, p99 time.Duration, total int64, elapsed time.Duration) {
 	b.Helper()
 	db := n.open(b, dbName, clients)
 	var mu sync.Mutex
@@ -578,7 +622,13 @@ func inserts(b *testing.B, n *node, table string, clients int, dur time.Duration
 			defer conn.Close()
 			var lat []time.Duration
 			end := time.Now().Add(dur)
-			for i := int64(0); time.Now().Before(end); i++ {
+			more := func(i int64) bool {
+				if perClient > 0 {
+					return i < perClient
+				}
+				return time.Now().Before(end)
+			}
+			for i := int64(0); more(i); i++ {
 				id := int64(c)*1_000_000_000 + i
 				s := time.Now()
 				_, err := conn.ExecContext(context.Background(),

@@ -1,6 +1,7 @@
-// Package bench holds the foundation benchmarks of lakehoused. They start one node in-process
-// (server.Start on loopback ports, warehouse in a temp dir), talk to it over the MySQL protocol
-// with go-sql-driver, exactly as a client would, and print one line per figure.
+// Package bench holds the foundation and maintenance benchmarks of lakehoused. They start one
+// node in-process (server.Start on loopback ports, warehouse in a temp dir), talk to it over
+// the MySQL protocol with go-sql-driver, exactly as a client would, and print one line per
+// figure.
 //
 // Run them with `make bench` (which runs `go test -run '^$' -bench . -benchtime 1x -v ./bench/`).
 // Nothing heavy runs under plain `go test`: benchmarks only run with -bench.
@@ -20,6 +21,12 @@
 //     read / files considered from the /metrics counter deltas [reads <= 5% of the files].
 //   - point_lookup_pk: SELECT id, price … WHERE id = ? for 200 random keys → p50/p99; also
 //     50 lookups each with SELECT * and SELECT id, to show how much the projection matters.
+//
+// BenchmarkMaintenance measures the maintenance figures (see README.md): auto-compaction under
+// 10,000 single-row INSERTs (live files, p99 with and without it, full-scan time against the
+// same rows in one file), file pruning of 1% ranges on two columns before and after
+// lake_zorder (LAKEHOUSED_BENCH_ZORDER_ROWS rows), and cold opens of a 1,000-commit log with
+// and without checkpoints.
 //
 // The loaded tables are created with COMMENT 'delta.targetFileSize=N'
 // (LAKEHOUSED_BENCH_TARGET_FILE_SIZE bytes, default 8 MiB); with the default 128 MiB target
