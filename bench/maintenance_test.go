@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lakehoused/lakehoused/compaction"
 	"github.com/lakehoused/lakehoused/storage"
 	"github.com/lakehoused/lakehoused/txlog"
 )
@@ -107,15 +108,15 @@ func autocompactFigures(b *testing.B, sqlNode func() (*node, *sql.DB)) {
 }
 
 // settleFiles waits for auto-compaction to finish after the last INSERT: it polls the
-// table's live file count until it has not changed for a second (a compaction of 50 small
-// files takes milliseconds, so a second without change means none is running or due), or
-// until limit. Returns the count and how long the wait took.
+// table's live file count until it has not changed for twice the idle delay (the idle
+// compaction runs one idle delay after the last commit, and a compaction of 50 small files
+// takes milliseconds), or until limit. Returns the count and how long the wait took.
 func settleFiles(b *testing.B, db *sql.DB, table string, limit time.Duration) (int64, time.Duration) {
 	b.Helper()
 	q := fmt.Sprintf("SELECT COUNT(*) FROM lake_files('%s.%s')", dbName, table)
 	start := time.Now()
 	last, since := queryInt(b, db, q), time.Now()
-	for time.Since(since) < time.Second && time.Since(start) < limit {
+	for time.Since(since) < 2*compaction.DefaultIdleDelay && time.Since(start) < limit {
 		time.Sleep(100 * time.Millisecond)
 		if f := queryInt(b, db, q); f != last {
 			last, since = f, time.Now()

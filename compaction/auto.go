@@ -29,6 +29,9 @@ type Auto struct {
 	Name    func(*txlog.Log) string
 	Logger  *slog.Logger
 	Trigger int // default DefaultAutoTrigger
+	// IdleTrigger and IdleDelay: default DefaultIdleTrigger, DefaultIdleDelay.
+	IdleTrigger int
+	IdleDelay   time.Duration
 
 	mu      sync.Mutex
 	tables  map[*txlog.Log]*autoState
@@ -42,9 +45,19 @@ type Auto struct {
 type autoState struct {
 	running bool
 	dirty   bool // a commit arrived while running: check again
+	idle    bool // the next check is the idle one (lower trigger)
 	backoff time.Duration
-	retryAt time.Time // no new attempt before this after a conflict
+	retryAt time.Time   // no new attempt before this after a conflict
+	timer   *time.Timer // fires IdleDelay after the table's last commit
 }
+
+// DefaultIdleTrigger and DefaultIdleDelay: once a table has had no commit for the delay, a
+// partition with this many small files is compacted too, so a stream that stops does not
+// leave up to 49 small files behind until the next one.
+const (
+	DefaultIdleTrigger = 8
+	DefaultIdleDelay   = time.Second
+)
 
 // NewAuto wraps c.
 func NewAuto(c txlog.Committer, jobs *Jobs, logger *slog.Logger) *Auto {
@@ -85,30 +98,63 @@ func (a *Auto) Runs() int64 {
 func (a *Auto) Close() {
 	a.mu.Lock()
 	a.stopped = true
+	for _, st := range a.tables {
+		if st.timer != nil {
+			st.timer.Stop()
+		}
+	}
 	a.mu.Unlock()
 	a.cancel()
 	a.wg.Wait()
 }
 
+// notify is called after each commit that added files: check now, and once more when the
+// table has been quiet for IdleDelay.
 func (a *Auto) notify(log *txlog.Log) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.stopped {
-		return
+	if !a.stopped {
+		st := a.state(log)
+		delay := a.IdleDelay
+		if delay <= 0 {
+			delay = DefaultIdleDelay
+		}
+		if st.timer == nil {
+			st.timer = time.AfterFunc(delay, func() { a.wake(log, true) })
+		} else {
+			st.timer.Reset(delay)
+		}
 	}
+	a.mu.Unlock()
+	a.wake(log, false)
+}
+
+func (a *Auto) state(log *txlog.Log) *autoState {
 	st := a.tables[log]
 	if st == nil {
 		st = &autoState{}
 		a.tables[log] = st
 	}
+	return st
+}
+
+// wake starts a check of the table unless one is running (which then checks again).
+func (a *Auto) wake(log *txlog.Log, idle bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stopped {
+		return
+	}
+	st := a.state(log)
 	if st.running {
 		st.dirty = true
+		st.idle = st.idle || idle
 		return
 	}
 	if time.Now().Before(st.retryAt) {
 		return
 	}
 	st.running = true
+	st.idle = idle
 	a.wg.Add(1)
 	go a.loop(log, st)
 }
@@ -118,7 +164,11 @@ func (a *Auto) notify(log *txlog.Log) {
 func (a *Auto) loop(log *txlog.Log, st *autoState) {
 	defer a.wg.Done()
 	for {
-		err := a.check(log)
+		a.mu.Lock()
+		idle := st.idle
+		st.idle = false
+		a.mu.Unlock()
+		err := a.check(log, idle)
 		a.mu.Lock()
 		switch {
 		case err == nil:
@@ -138,9 +188,6 @@ func (a *Auto) loop(log *txlog.Log, st *autoState) {
 		}
 		if !st.dirty || a.stopped {
 			st.running = false
-			if st.retryAt.IsZero() || time.Now().After(st.retryAt) {
-				delete(a.tables, log)
-			}
 			a.mu.Unlock()
 			return
 		}
@@ -158,8 +205,9 @@ func (a *Auto) name(log *txlog.Log) string {
 	return log.Store().URL()
 }
 
-// check compacts the table if one of its partitions has reached the trigger.
-func (a *Auto) check(log *txlog.Log) error {
+// check compacts the table if one of its partitions has reached the trigger (the idle
+// trigger when the table has been quiet).
+func (a *Auto) check(log *txlog.Log, idle bool) error {
 	snap, err := log.Snapshot(a.ctx, -1)
 	if err != nil {
 		return err
@@ -172,6 +220,12 @@ func (a *Auto) check(log *txlog.Log) error {
 	trigger := a.Trigger
 	if trigger <= 0 {
 		trigger = DefaultAutoTrigger
+	}
+	if idle {
+		trigger = a.IdleTrigger
+		if trigger <= 0 {
+			trigger = DefaultIdleTrigger
+		}
 	}
 	small := o.TargetSize / 2
 	due := false
@@ -191,7 +245,7 @@ func (a *Auto) check(log *txlog.Log) error {
 		return nil
 	}
 	name := a.name(log)
-	job := a.Jobs.Start("auto-compaction", name, nil)
+	job := a.Jobs.Start("auto-compaction", name, 0)
 	res, err := Optimize(a.ctx, Table{Name: name, Store: log.Store(), Log: log, Committer: a.Committer}, Options{
 		TargetSize: o.TargetSize, SmallBelow: small, MinFiles: trigger, Auto: true, Tiered: true, Job: job, Attempts: 3,
 	})

@@ -168,7 +168,7 @@ func TestOptimizeBinPacksSmallFiles(t *testing.T) {
 		t.Fatalf("files before = %d", len(before.Files))
 	}
 	jobs := &Jobs{}
-	job := jobs.Start("optimize", "test.t", nil)
+	job := jobs.Start("optimize", "test.t", 0)
 	res, err := Optimize(ctx, tt.Table, Options{Job: job})
 	job.End(err)
 	if err != nil {
@@ -412,18 +412,21 @@ func TestZOrderBadColumns(t *testing.T) {
 func TestVacuumKeepsEverythingInsideRetention(t *testing.T) {
 	ctx := context.Background()
 	clock := time.Now().Add(-30 * 24 * time.Hour)
-	tt := newTestTableAt(t, nil, nil, &clock)
+	// A partition value that needs escaping in paths, and tombstones kept long enough for a
+	// FULL vacuum with a 15-day retention.
+	tt := newTestTableAt(t, []string{"region"}, map[string]string{"delta.deletedFileRetentionDuration": "interval 30 days"}, &clock)
+	const region = "eu west/1%"
 	// Day 0-9: one insert a day, then an OPTIMIZE on day 10 and another insert + OPTIMIZE on day 20.
 	for d := 0; d < 10; d++ {
 		clock = clock.Add(24 * time.Hour)
-		tt.insert(t, d*10, 10, "eu")
+		tt.insert(t, d*10, 10, region)
 	}
 	clock = clock.Add(24 * time.Hour)
 	if _, err := Optimize(ctx, tt.Table, Options{Now: func() time.Time { return clock }}); err != nil {
 		t.Fatal(err)
 	}
 	clock = clock.Add(10 * 24 * time.Hour)
-	tt.insert(t, 100, 10, "eu")
+	tt.insert(t, 100, 10, region)
 	if _, err := Optimize(ctx, tt.Table, Options{Now: func() time.Time { return clock }}); err != nil {
 		t.Fatal(err)
 	}
@@ -449,6 +452,13 @@ func TestVacuumKeepsEverythingInsideRetention(t *testing.T) {
 	_ = os.Chtimes(filepath.Join(tt.dir, "orphan-old.parquet"), old, old)
 	_ = os.Chtimes(filepath.Join(tt.dir, "_hidden", "keep.parquet"), old, old)
 
+	// Every data file is older than any cutoff: only the log can tell live from dead.
+	_ = filepath.WalkDir(tt.dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".parquet") && !strings.Contains(p, "_delta_log") && !strings.Contains(p, "orphan-new") {
+			_ = os.Chtimes(p, old, old)
+		}
+		return nil
+	})
 	latestV := latest(t, tt).Version
 	// Retention of 15 days: the day-10 OPTIMIZE's removes are older (deletable); the
 	// day-20 one's are inside the window (kept).
@@ -494,12 +504,26 @@ func TestVacuumKeepsEverythingInsideRetention(t *testing.T) {
 	if _, err := tt.Store.Stat(ctx, "orphan-old.parquet"); err != nil {
 		t.Fatal("VACUUM without FULL deleted an orphan")
 	}
+	beforeFull, _ := tt.Store.List(ctx, "")
 	full, err := Vacuum(ctx, tt.Table, VacuumOptions{Retention: retention, Full: true})
+	afterFull, _ := tt.Store.List(ctx, "")
+	for _, o := range beforeFull {
+		if !slices.ContainsFunc(afterFull, func(a storage.ObjectInfo) bool { return a.Key == o.Key }) {
+			t.Logf("FULL deleted %s", o.Key)
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	if full.FilesDeleted != 1 {
 		t.Fatalf("FULL deleted %d files, want 1 (the old orphan)", full.FilesDeleted)
+	}
+	if got := tt.ids(t, -1); !slices.Equal(got, seq(110)) {
+		t.Fatalf("rows after FULL: %d", len(got))
+	}
+	// Longer than the log remembers removed files: refused.
+	if _, err := Vacuum(ctx, tt.Table, VacuumOptions{Retention: 31 * 24 * time.Hour, Full: true}); !errors.Is(err, ErrBadArgument) || !strings.Contains(err.Error(), "deletedFileRetentionDuration") {
+		t.Fatalf("FULL beyond the tombstone horizon: %v", err)
 	}
 	for name, want := range map[string]bool{"orphan-old.parquet": false, "orphan-new.parquet": true, "_hidden/keep.parquet": true} {
 		_, err := tt.Store.Stat(ctx, name)
@@ -628,7 +652,9 @@ func TestBinsTiered(t *testing.T) {
 // TestAutoCompactionWriteAmplification: a stream of tiny commits is compacted in tiers, so
 // each row is rewritten a few times, not once per compaction.
 func TestAutoCompactionWriteAmplification(t *testing.T) {
-	tt := newTestTable(t, nil, nil)
+	// A small target, so that these few kilobytes count as a large stream (tiers apply
+	// above a sixteenth of the target).
+	tt := newTestTable(t, nil, map[string]string{"delta.targetFileSize": "65536"})
 	auto := NewAuto(tt.c, nil, nil)
 	auto.Trigger = 10
 	tt.Committer = auto
@@ -638,7 +664,10 @@ func TestAutoCompactionWriteAmplification(t *testing.T) {
 		// Let the compactor keep up, as it would between the commits of a real stream.
 		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 			auto.mu.Lock()
-			busy := len(auto.tables) > 0
+			busy := false
+			for _, st := range auto.tables {
+				busy = busy || st.running
+			}
 			auto.mu.Unlock()
 			if !busy {
 				break

@@ -33,8 +33,7 @@ type Job struct {
 	FilesDone, FilesTotal atomic.Int64
 	BytesDone, BytesTotal atomic.Int64
 
-	jobs     *Jobs
-	onUpdate func(*Job)
+	jobs *Jobs
 }
 
 // JobStatus is a job as reported: a copy of its counters at one instant.
@@ -53,10 +52,9 @@ type JobStatus struct {
 	Error      string    `json:"error,omitempty"`
 }
 
-// Start registers a job. onUpdate, if set, is called after each progress step (the SQL
-// layer mirrors the counters into the process list).
-func (j *Jobs) Start(kind, table string, onUpdate func(*Job)) *Job {
-	job := &Job{Kind: kind, Table: table, Started: time.Now(), jobs: j, onUpdate: onUpdate}
+// Start registers a job run for MySQL connection conn (0 for background jobs).
+func (j *Jobs) Start(kind, table string, conn uint32) *Job {
+	job := &Job{Kind: kind, Table: table, Conn: conn, Started: time.Now(), jobs: j}
 	if j == nil {
 		return job
 	}
@@ -78,7 +76,6 @@ func (job *Job) Plan(files, bytes int64) {
 	}
 	job.FilesTotal.Store(files)
 	job.BytesTotal.Store(bytes)
-	job.update()
 }
 
 // Done counts files and bytes processed.
@@ -88,13 +85,6 @@ func (job *Job) Done(files, bytes int64) {
 	}
 	job.FilesDone.Add(files)
 	job.BytesDone.Add(bytes)
-	job.update()
-}
-
-func (job *Job) update() {
-	if job.onUpdate != nil {
-		job.onUpdate(job)
-	}
 }
 
 // End unregisters the job, remembering how it ended.

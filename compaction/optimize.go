@@ -41,7 +41,12 @@ func badArg(format string, args ...any) error {
 }
 
 // tierSpread: tiered compaction merges files up to this many times the median small file.
-const tierSpread = 4
+// tieredAbove: below target/tieredAbove bytes of small files, rewriting them all costs
+// little, and auto-compaction merges them into one file instead.
+const (
+	tierSpread  = 4
+	tieredAbove = 16
+)
 
 // DefaultTargetSize is the file size OPTIMIZE aims for when the table does not set
 // delta.targetFileSize.
@@ -184,7 +189,11 @@ func bins(files []*txlog.Add, smallBelow, target int64, tiered bool) [][]*txlog.
 		}
 	}
 	sort.SliceStable(small, func(i, j int) bool { return small[i].Size < small[j].Size })
-	if tiered && len(small) > 0 {
+	var total int64
+	for _, f := range small {
+		total += f.Size
+	}
+	if tiered && len(small) > 0 && total > target/tieredAbove {
 		// Merge files of similar size only: those up to tierSpread times the median small
 		// file, measured in rows (bytes hardly tell a 1-row file from a 10-row one: the
 		// Parquet footer dominates). Without this, every auto-compaction of a stream of tiny

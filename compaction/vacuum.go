@@ -3,11 +3,13 @@ package compaction
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/lakehoused/lakehoused/storage"
+	"github.com/lakehoused/lakehoused/table"
 	"github.com/lakehoused/lakehoused/txlog"
 )
 
@@ -63,14 +65,36 @@ func Vacuum(ctx context.Context, t Table, o VacuumOptions) (VacuumResult, error)
 	if err := snap.Protocol.CheckWrite(); err != nil {
 		return res, err
 	}
+	if horizon := txlog.DeletedFileRetention(snap.Metadata.Configuration); o.Full && o.Retention > horizon {
+		// Checkpoints keep tombstones only this long: a file removed earlier than that but
+		// inside the window would look unknown to the log, and FULL would delete a file a
+		// version inside the window still reads.
+		return res, badArg("VACUUM FULL with a retention of %v hours is longer than the table's delta.deletedFileRetentionDuration (%v hours), beyond which the log no longer knows which files were removed; raise that property first or use a shorter retention",
+			o.Retention.Hours(), horizon.Hours())
+	}
 	keep := map[string]bool{}
 	expired := map[string]bool{}
+	root := t.Store.URL()
+	var pathErr error
 	noteSnapshot := func(s *txlog.Snapshot) {
 		for _, f := range s.Files {
-			keep[txlog.DecodePath(f.Path)] = true
+			k, err := table.FileKey(f.Path, root)
+			if err != nil {
+				if pathErr == nil && !strings.Contains(f.Path, "://") {
+					pathErr = err // a name we cannot resolve might be any listed file
+				}
+				continue // outside the table folder: never listed, never deleted
+			}
+			keep[k] = true
 		}
 		for _, r := range s.Tombstones {
-			k := txlog.DecodePath(r.Path)
+			k, err := table.FileKey(r.Path, root)
+			if err != nil {
+				if pathErr == nil && !strings.Contains(r.Path, "://") {
+					pathErr = err
+				}
+				continue
+			}
 			if r.DeletionTimestamp == nil || *r.DeletionTimestamp >= cutoff {
 				keep[k] = true
 			} else {
@@ -79,6 +103,9 @@ func Vacuum(ctx context.Context, t Table, o VacuumOptions) (VacuumResult, error)
 		}
 	}
 	noteSnapshot(snap)
+	if pathErr != nil {
+		return res, fmt.Errorf("compaction: VACUUM %s: %w", t.Name, pathErr)
+	}
 
 	objects, err := t.Store.List(ctx, "")
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	gms "github.com/dolthub/go-mysql-server/sql"
 	"github.com/dolthub/go-mysql-server/sql/types"
 	"github.com/dolthub/vitess/go/mysql"
+	"github.com/dolthub/vitess/go/vt/sqlparser"
 
 	"github.com/lakehoused/lakehoused/catalog"
 	"github.com/lakehoused/lakehoused/compaction"
@@ -88,9 +89,7 @@ func readOnlyError(ct *catalog.Table, op string) error {
 
 // startJob registers a job whose progress shows in SHOW PROCESSLIST for this connection.
 func (e *Engine) startJob(ctx *gms.Context, kind, table string) *compaction.Job {
-	job := e.jobs.Start(kind, table, nil)
-	job.Conn = ctx.Session.ID()
-	return job
+	return e.jobs.Start(kind, table, ctx.Session.ID())
 }
 
 // maintenanceError maps compaction and log errors to MySQL errors naming the operation.
@@ -406,6 +405,11 @@ func (e *Engine) partitionPredicate(ctx *gms.Context, ct *catalog.Table, op, pre
 	if len(cols) == 0 {
 		return nil, mysql.NewSQLError(mysql.ERWrongArguments, "HY000", "%s %s: the table is not partitioned, so a partition predicate has nothing to select", op, name)
 	}
+	where, err := parsePartitionPredicate(pred, cols)
+	if err != nil {
+		return nil, mysql.NewSQLError(mysql.ERWrongArguments, "HY000", "%s %s: partition predicate %q: %v (it may use only the partition columns: %s)",
+			op, name, pred, err, strings.Join(cols, ", "))
+	}
 	types := make([]string, len(cols))
 	for i, c := range cols {
 		for _, f := range snap.Schema.Fields {
@@ -431,7 +435,7 @@ func (e *Engine) partitionPredicate(ctx *gms.Context, ct *catalog.Table, op, pre
 			}
 		}
 		b.WriteString(") AS __lake_partitions WHERE (")
-		b.WriteString(pred)
+		b.WriteString(where) // re-printed from the parsed expression, not the caller's text
 		b.WriteString(")")
 		qctx := gms.NewContext(ctx, gms.WithSession(gms.NewBaseSession()))
 		_, iter, _, err := e.sqle.Query(qctx, b.String())
@@ -453,6 +457,9 @@ func (e *Engine) partitionPredicate(ctx *gms.Context, ct *catalog.Table, op, pre
 		}
 	}
 	explain := func(err error) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		return mysql.NewSQLError(mysql.ERWrongArguments, "HY000", "%s %s: partition predicate %q: %v (it may use only the partition columns: %s)",
 			op, name, pred, err, strings.Join(cols, ", "))
 	}
@@ -469,6 +476,41 @@ func (e *Engine) partitionPredicate(ctx *gms.Context, ct *catalog.Table, op, pre
 		}
 		return keep, nil
 	}, nil
+}
+
+// parsePartitionPredicate parses pred as the WHERE clause of a query and returns it printed
+// back from the syntax tree, after checking that it is one expression over the partition
+// columns only: no subqueries (which could read any table), no qualified or other columns,
+// and nothing after it (a ')' cannot close the WHERE it is placed in).
+func parsePartitionPredicate(pred string, cols []string) (string, error) {
+	stmt, err := sqlparser.Parse("SELECT 1 FROM __lake_partitions WHERE " + pred)
+	if err != nil {
+		return "", err
+	}
+	sel, ok := stmt.(*sqlparser.Select)
+	if !ok || sel.Where == nil || sel.GroupBy != nil || sel.Having != nil || sel.OrderBy != nil || sel.Limit != nil ||
+		sel.Lock != "" || sel.Into != nil || sel.Window != nil {
+		return "", errors.New("not a single boolean expression")
+	}
+	allowed := map[string]bool{}
+	for _, c := range cols {
+		allowed[strings.ToLower(c)] = true
+	}
+	err = sqlparser.Walk(func(n sqlparser.SQLNode) (bool, error) {
+		switch x := n.(type) {
+		case *sqlparser.Subquery:
+			return false, errors.New("subqueries are not allowed")
+		case *sqlparser.ColName:
+			if !x.Qualifier.IsEmpty() || !allowed[x.Name.Lowered()] {
+				return false, fmt.Errorf("column %s is not a partition column", sqlparser.String(x))
+			}
+		}
+		return true, nil
+	}, sel.Where.Expr)
+	if err != nil {
+		return "", err
+	}
+	return sqlparser.String(sel.Where.Expr), nil
 }
 
 // partitionLiteral is the SQL for one partition value of a column of Delta type typ.

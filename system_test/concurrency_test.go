@@ -200,3 +200,27 @@ func TestRacingDuplicateKeys(t *testing.T) {
 		}
 	}
 }
+
+// An UPDATE that moves a row to a key another client inserted meanwhile conflicts even when
+// a compaction has already merged that client's file into another one.
+func TestUpdateKeyOverInsertAndCompaction(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, "")
+	setup := n.conn("")
+	for _, q := range []string{"CREATE DATABASE d", "CREATE TABLE d.t (id INT PRIMARY KEY, v INT)", "INSERT INTO d.t VALUES (5, 0)", "INSERT INTO d.t VALUES (6, 0)"} {
+		mustExec(t, setup, q)
+	}
+	a, b := n.conn("d"), n.conn("d")
+	mustExec(t, a, "BEGIN")
+	mustExec(t, a, "UPDATE t SET id = 100 WHERE id = 5")
+	mustExec(t, b, "INSERT INTO t VALUES (100, 7)")
+	mustExec(t, b, "CALL lake_optimize('d.t')") // merges the file holding 100 with the others
+	_, err := a.ExecContext(context.Background(), "COMMIT")
+	if me, ok := err.(*mysql.MySQLError); !ok || me.Number != 1213 {
+		t.Fatalf("COMMIT of a key inserted and then compacted meanwhile: want 1213, got %v", err)
+	}
+	var cnt int
+	if err := a.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM t WHERE id = 100").Scan(&cnt); err != nil || cnt != 1 {
+		t.Fatalf("rows with id 100: %d (%v), want 1", cnt, err)
+	}
+}

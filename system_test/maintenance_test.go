@@ -286,6 +286,10 @@ func TestMaintenanceBadInput(t *testing.T) {
 		{"CALL lake_zorder('m.t', '')", 1210, "at least one column"},
 		{"CALL lake_optimize('m.t', 'v > 1')", 1210, "only the partition columns"},
 		{"CALL lake_optimize('m.t', 'p = ')", 1210, "partition predicate"},
+		{"CALL lake_optimize('m.t', 'p IN (SELECT p FROM m.t)')", 1210, "subqueries are not allowed"},
+		{"CALL lake_optimize('m.t', 'p = ''a'') OR (1 = 1')", 1210, "partition predicate"},
+		{"CALL lake_optimize('m.t', 'p = ''a'' ORDER BY 1')", 1210, "single boolean expression"},
+		{"CALL lake_optimize('m.t', 'x.p = ''a''')", 1210, "not a partition column"},
 		{"CALL lake_vacuum('m.t', 'soon')", 1210, "not a number"},
 		{"CALL lake_set_property('m.t', 'delta.appendOnly', 'true')", 1210, "not supported"},
 		{"CALL lake_set_property('m.t', 'delta.targetFileSize', '-5')", 1210, "invalid value"},
@@ -650,6 +654,9 @@ func TestMaintenanceSurvivesSIGKILL(t *testing.T) {
 		}
 		d.kill()
 		t.Logf("%s: killed midway=%v", op, midway)
+		if !midway && !strings.Contains(op, "vacuum") {
+			t.Errorf("%s finished before it could be killed: the test did not interrupt it", op)
+		}
 		watcher.Close()
 		conn.Close()
 		db.Close()

@@ -230,6 +230,10 @@ func pathToURI(key string) string {
 	return b.String()
 }
 
+// FileKey resolves an add or remove path (a URI, relative or absolute) to a key in the
+// table's store at storeURL; a path outside the table is an error.
+func FileKey(path, storeURL string) (string, error) { return addPathToKey(path, storeURL) }
+
 // addPathToKey resolves an add.path (a URI, relative or absolute) to a key in store.
 func addPathToKey(path, storeURL string) (string, error) {
 	if strings.Contains(path, "://") {

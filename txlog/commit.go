@@ -37,10 +37,12 @@ type commitOptions struct {
 // WriteSerializable commits a transaction that rewrote files (UPDATE, DELETE) over
 // concurrent commits that only appended files, as Delta's default isolation level of that
 // name does: the appended rows are ordered after this transaction, so it need not have read
-// them. Concurrent removes and metadata changes still conflict. check, if not nil, is shown
-// the appending commits before this one is committed after them and refuses by returning an
-// error (a key this transaction writes that one of them also added); the error is returned
-// wrapped in ErrConflict. The commit records isolationLevel WriteSerializable.
+// them. Concurrent removes and metadata changes still conflict, and so do appends that say
+// they read the table (isBlindAppend=false), unless lakehoused wrote them as inserts that
+// only checked their own keys. check, if not nil, is shown the appending commits before this
+// one is committed after them, and refuses with an error wrapping ErrConflict (a key this
+// transaction writes that one of them also added) or fails with any other error. The
+// commit records isolationLevel WriteSerializable.
 func WriteSerializable(check func(appends []Commit) error) CommitOption {
 	return func(o *commitOptions) { o.writeSerializable, o.checkAppends = true, check }
 }
@@ -215,7 +217,10 @@ func (c *StorageCommitter) Commit(ctx context.Context, log *Log, readVersion int
 		}
 		if len(appends) > 0 && o.checkAppends != nil {
 			if err := o.checkAppends(appends); err != nil {
-				return -1, fmt.Errorf("%w: table %s (read version %d): %v; retry the transaction", ErrConflict, table.URL(), readVersion, err)
+				if errors.Is(err, ErrConflict) {
+					return -1, fmt.Errorf("table %s (read version %d): %w; retry the transaction", table.URL(), readVersion, err)
+				}
+				return -1, fmt.Errorf("txlog: commit to %s: checking concurrent appends: %w", table.URL(), err)
 			}
 		}
 		if rearranged != nil {

@@ -427,6 +427,9 @@ func TestWriteSerializable(t *testing.T) {
 		{"over a blind append", [][]Action{{addFile("w.parquet", 1)}}, false, ""},
 		{"over two appends", [][]Action{{addFile("w.parquet", 1)}, checkedInsert}, false, ""},
 		{"check refuses", [][]Action{checkedInsert}, true, "duplicate"},
+		// Appends that read the table are not lakehoused's key-checked inserts: they conflict.
+		{"over an add-only restore", [][]Action{{{CommitInfo: &CommitInfo{Operation: "RESTORE", IsBlindAppend: &notBlind}}, addFile("old.parquet", 1)}}, false, "added file old.parquet"},
+		{"over another engine's reading insert", [][]Action{{{CommitInfo: &CommitInfo{Operation: "WRITE", IsBlindAppend: &notBlind, EngineInfo: "Apache-Spark/3.5 Delta-Lake/3.2"}}, addFile("s.parquet", 1)}}, false, "added file s.parquet"},
 		{"over a delete of another file", [][]Action{{removeFile("base2.parquet")}}, false, "removed file base2.parquet"},
 		{"over a delete of the same file", [][]Action{{removeFile("base1.parquet")}}, false, "removed file base1.parquet"},
 		{"over a metadata change", [][]Action{{createActions(map[string]string{"x": "y"})[1]}}, false, "metadata"},
@@ -444,7 +447,7 @@ func TestWriteSerializable(t *testing.T) {
 			check := func(appends []Commit) error {
 				seen = len(appends)
 				if tc.refuse {
-					return errors.New("duplicate key 7")
+					return fmt.Errorf("%w: duplicate key 7", ErrConflict)
 				}
 				return nil
 			}

@@ -69,7 +69,15 @@ func summarize(actions []Action) txnSummary {
 	}
 	s.blindAppend = !readData && removes == 0 && !s.metadata && !s.protocol && dataChange == adds
 	s.rearrangeOnly = !s.metadata && !s.protocol && dataChange == 0 && adds+removes > 0
-	s.appendOnly = !s.metadata && !s.protocol && removes == 0 && adds > 0 && len(s.appIDs) == 0 && len(s.domains) == 0
+	// Appends that read the table are not ordered after a WriteSerializable transaction
+	// safely (a RESTORE re-adding old files, another engine's INSERT … SELECT), except
+	// lakehoused's own key-checked inserts, which read only whether their keys existed.
+	keyChecked := false
+	if ci := commitInfoOf(actions); ci != nil {
+		keyChecked = ci.Operation == "WRITE" && strings.HasPrefix(ci.EngineInfo, EngineInfo+"/")
+	}
+	s.appendOnly = !s.metadata && !s.protocol && removes == 0 && adds > 0 && len(s.appIDs) == 0 && len(s.domains) == 0 &&
+		(!readData || keyChecked)
 	return s
 }
 
