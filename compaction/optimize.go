@@ -127,6 +127,18 @@ type partition struct {
 // order partitions are first seen.
 func partitionsOf(snap *txlog.Snapshot, keep func(*txlog.Add) bool) []*partition {
 	cols := snap.Metadata.PartitionColumns
+	if len(cols) == 0 { // one partition; auto-compaction asks after every commit
+		p := &partition{values: map[string]string{}}
+		for _, f := range snap.Files {
+			if keep == nil || keep(f) {
+				p.files = append(p.files, f)
+			}
+		}
+		if len(p.files) == 0 {
+			return nil
+		}
+		return []*partition{p}
+	}
 	byKey := map[string]*partition{}
 	var out []*partition
 	var b strings.Builder
