@@ -65,6 +65,13 @@ func TestDuckDBReadsWhatLakehousedWrites(t *testing.T) {
 	exec(`INSERT INTO c.parts VALUES (1, 'eu', '2026-11-01', 1.5), (2, 'us', '2026-11-01', 2.5), (3, NULL, '2026-11-02', 3.5),
 		(4, 'a b/c', NULL, 4.5), (5, 'eu', '2026-11-01', 5.5)`)
 	exec("DELETE FROM c.parts WHERE id = 5")
+	// Files rewritten by maintenance (OPTIMIZE, ZORDER; dataChange=false) read the same.
+	exec(`CREATE TABLE c.opt (id INT, region VARCHAR(8), v DOUBLE) COMMENT 'partition_by=region'`)
+	for i := 0; i < 6; i++ {
+		exec(fmt.Sprintf("INSERT INTO c.opt VALUES (%d, 'eu', %d.5), (%d, 'us', %d.25)", 2*i, i, 2*i+1, 10-i))
+	}
+	exec("CALL lake_zorder('c.opt', 'v', 'region = ''us''')")
+	exec("CALL lake_optimize('c.opt')")
 
 	duck, err := sql.Open("duckdb", "")
 	if err != nil {
@@ -78,6 +85,7 @@ func TestDuckDBReadsWhatLakehousedWrites(t *testing.T) {
 	}{
 		{"ty", "id, b, ti, si, bi, bu, f, d, dec1, vc, j, bin, dt, dtm", nil},
 		{"parts", "id, v, region, day", []string{"region", "day"}},
+		{"opt", "id, v, region", []string{"region"}},
 	} {
 		tableDir := filepath.Join(dir, "c", tc.table)
 		live, version := replayLog(t, tableDir)
