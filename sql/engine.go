@@ -301,7 +301,7 @@ func (e *Engine) checkAppendedKeys(ctx *gms.Context, w *tableWrites, sch gms.Pri
 	defer ki.mu.Unlock()
 	var dup string
 	w.eachLiveKey(func(k string, pos int) bool {
-		if _, taken := ki.keys[k]; taken && w.deletes[k] == 0 {
+		if ki.has(k) && w.deletes[k] == 0 {
 			dup = "(unreadable)"
 			if r, err := w.ins.row(pos); err == nil {
 				dup = keyText(r, w.pk)
@@ -371,7 +371,9 @@ func (e *Engine) deleteCandidates(ctx *gms.Context, w *tableWrites, sch gms.Prim
 		paths := map[string]bool{}
 		ki.mu.Lock()
 		for k := range w.deletes {
-			paths[ki.keys[k]] = true
+			if p, ok := ki.get(k); ok {
+				paths[p] = true
+			}
 		}
 		ki.mu.Unlock()
 		var out []*txlog.Add
@@ -501,7 +503,7 @@ func (e *Engine) noteInserted(ct *catalog.Table, v int64, actions []txlog.Action
 		row := 0
 		for _, w := range ws {
 			w.eachLiveKeyInOrder(func(k string, _ int) bool {
-				ki.keys[k] = fileOf(row)
+				ki.note(k, fileOf(row))
 				row++
 				return true
 			})
@@ -577,7 +579,39 @@ type keyIndex struct {
 	mu      sync.Mutex
 	version int64
 	files   map[string]bool   // live file paths at version
-	keys    map[string]string // key → file path
+	keys    map[string]string // key → file path; entries of removed files are stale (see get)
+	// fileKeys counts the keys indexed per file, and stale estimates the entries left
+	// pointing at removed files: they are swept when they reach a quarter of the map, so a
+	// compaction (which removes files whose keys the next read re-points) costs the index
+	// the new file's keys, not a pass over every key of the table.
+	fileKeys map[string]int
+	stale    int
+}
+
+// get returns the file holding key k at the index's version. An entry whose file has been
+// removed since it was indexed is stale: the key is gone (a file re-adding it would have
+// re-pointed it).
+func (ki *keyIndex) get(k string) (string, bool) {
+	p, ok := ki.keys[k]
+	if !ok || !ki.files[p] {
+		return "", false
+	}
+	return p, true
+}
+
+// has reports whether key k is in the table at the index's version.
+func (ki *keyIndex) has(k string) bool {
+	_, ok := ki.get(k)
+	return ok
+}
+
+// note records that key k lives in file path.
+func (ki *keyIndex) note(k, path string) {
+	ki.keys[k] = path
+	if ki.fileKeys == nil {
+		ki.fileKeys = map[string]int{}
+	}
+	ki.fileKeys[path]++
 }
 
 // lookupKey returns the row with key k in t's snapshot, if any.
@@ -587,7 +621,7 @@ func (e *Engine) lookupKey(ctx *gms.Context, t *Table, k string) (gms.Row, bool,
 		return nil, false, err
 	}
 	ki.mu.Lock()
-	path, ok := ki.keys[k]
+	path, ok := ki.get(k)
 	ki.mu.Unlock()
 	if !ok {
 		return nil, false, nil
@@ -673,15 +707,17 @@ func (e *Engine) advance(ctx context.Context, t *Table, ki *keyIndex) error {
 	for p := range ki.files {
 		if !live[p] {
 			removed = true
-			break
+			ki.stale += ki.fileKeys[p]
+			delete(ki.fileKeys, p)
 		}
 	}
-	if removed {
+	if removed && (len(live) == 0 || ki.stale > len(ki.keys)/4) {
 		for k, p := range ki.keys {
 			if !live[p] {
 				delete(ki.keys, k)
 			}
 		}
+		ki.stale = 0
 	}
 	if len(added) > 0 {
 		sc, err := table.Scan(ctx, t.ct.Store, t.snap.Schema, t.snap.Metadata.PartitionColumns, added, table.ScanOptions{Columns: t.pkCols})
@@ -720,7 +756,7 @@ func (e *Engine) advance(ctx context.Context, t *Table, ki *keyIndex) error {
 				return err
 			}
 			for _, r := range rows {
-				ki.keys[rowKey(r, keyOrds)] = f.Path
+				ki.note(rowKey(r, keyOrds), f.Path)
 			}
 		}
 	}

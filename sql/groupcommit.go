@@ -259,7 +259,7 @@ func duplicateKey(w *tableWrites, ki *keyIndex, taken map[string]bool) (string, 
 	}
 	dup := -1
 	w.eachLiveKey(func(k string, pos int) bool {
-		if _, inTable := ki.keys[k]; inTable || taken[k] {
+		if ki.has(k) || taken[k] {
 			dup = pos
 			return false
 		}

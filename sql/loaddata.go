@@ -588,7 +588,7 @@ func (l *loadIter) duplicate(w *tableWrites, ki *keyIndex, ks *keySet, k string)
 	if w.deletedFromSnapshot(k) > 0 {
 		return false
 	}
-	path, ok := ki.keys[k]
+	path, ok := ki.get(k)
 	if !ok {
 		return false
 	}
