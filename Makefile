@@ -4,7 +4,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 PKGS     := ./...
 
-.PHONY: build run test test-short bench lint clean
+.PHONY: build run test test-short bench lint clean tools
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/lakehoused ./cmd/lakehoused
@@ -21,14 +21,21 @@ run: build
 # would race on).
 RACE_TESTS := TestRacingDuplicateKeys|TestConcurrentAppendsAllCommit|TestConflictingUpdate|TestGroupCommit|TestUpdateCommitsOverConcurrentInserts|TestMaintenanceUnderLoad
 
-test:
+# Tools the tests run: versitygw, a real S3 gateway (the S3 storage and warehouse tests).
+VERSITYGW_VERSION := v1.8.0
+tools:
+	@command -v versitygw >/dev/null 2>&1 || test -x "$$($(GO) env GOPATH)/bin/versitygw" || \
+	  (echo "installing versitygw $(VERSITYGW_VERSION) (go install, a minute or two)"; \
+	   $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION))
+
+test: tools
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 	$(GO) test -race -count=1 -timeout 10m ./txlog/ ./storage/ ./compaction/
 	LAKEHOUSED_SOAK=10s $(GO) test -race -count=1 -timeout 10m -parallel 1 -run '$(RACE_TESTS)' ./system_test/
 	cd compat && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m ./...
 
-test-short:
+test-short: tools
 	$(GO) test -short -count=1 $(PKGS)
 
 # Benchmarks print the figures the issues ask for (see bench/README.md). LAKEHOUSED_BENCH_ROWS

@@ -27,8 +27,11 @@ type Config struct {
 	// DataDir holds the node's own state and, unless Warehouse is set, the tables.
 	// Default "./data".
 	DataDir string
-	// Warehouse is the URL tables live under (file:///…). Default: DataDir.
+	// Warehouse is the URL tables live under (file:///… or s3://bucket/prefix). Default:
+	// DataDir.
 	Warehouse string
+	// S3 reaches s3:// warehouses and attached tables; zero values take the AWS_* variables.
+	S3 storage.S3Config
 	// MySQLAddr is the MySQL protocol listen address. Default "127.0.0.1:3307".
 	MySQLAddr string
 	// HTTPAddr serves /healthz. Default "127.0.0.1:8307"; "off" disables it.
@@ -91,14 +94,15 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		wh = "file://" + abs
 	}
-	store, err := storage.Open(wh)
+	opener := storage.Opener{S3: cfg.S3}
+	store, err := opener.Open(wh)
 	if err != nil {
 		return nil, fmt.Errorf("server: open warehouse %s: %w", wh, err)
 	}
 	if cfg.WrapStore != nil {
 		store = cfg.WrapStore(store)
 	}
-	cat, err := catalog.Open(ctx, store, storage.Open)
+	cat, err := catalog.Open(ctx, store, opener.Open)
 	if err != nil {
 		return nil, fmt.Errorf("server: open catalog: %w", err)
 	}
@@ -110,7 +114,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	jobs := &compaction.Jobs{}
 	auto := compaction.NewAuto(committer, jobs, log)
 	auto.Name = func(l *txlog.Log) string { return tableName(cat, l) }
-	engine, err := lakesql.NewEngine(lakesql.Config{Catalog: cat, Committer: auto, OpenURL: storage.Open, Logger: log, Version: cfg.Version, Jobs: jobs})
+	engine, err := lakesql.NewEngine(lakesql.Config{Catalog: cat, Committer: auto, OpenURL: opener.Open, Logger: log, Version: cfg.Version, Jobs: jobs})
 	if err != nil {
 		return nil, err
 	}

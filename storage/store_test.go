@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/lakehoused/lakehoused/internal/s3test"
 )
 
 // stores returns one fresh instance of every Store implementation, so each behaviour
@@ -25,11 +27,23 @@ func stores(t *testing.T) map[string]Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	g := s3test.Start(t)
+	cfg := S3Config{Endpoint: g.Endpoint, AccessKey: g.AccessKey, SecretKey: g.SecretKey, Region: "us-east-1"}
+	s3, err := NewS3(context.Background(), cfg, g.Bucket, "wh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3b, err := NewS3(context.Background(), cfg, g.Bucket, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	return map[string]Store{
 		"local":     l,
 		"mem":       NewMem("t"),
 		"sub-local": Sub(l2, "db/tbl"),
 		"sub-mem":   Sub(NewMem("t"), "db/tbl"),
+		"s3":        s3,
+		"sub-s3":    Sub(s3b, "db/tbl"),
 	}
 }
 
@@ -310,7 +324,7 @@ func TestOpenURL(t *testing.T) {
 	}{
 		{dir, ""},
 		{"file://" + dir, ""},
-		{"s3://bucket/prefix", "not built yet"},
+		{"s3://", "name a bucket"},
 		{"relative/path", "absolute path"},
 		{"file://host/x", "local path"},
 		{"ftp://x/y", "unsupported scheme"},

@@ -9,9 +9,19 @@ import (
 	"time"
 )
 
-// Open returns the Store addressed by rawURL: file:///abs/path or a plain absolute path
-// gives a Local store. s3:// is recognised but not built yet.
-func Open(rawURL string) (Store, error) {
+// Open returns the Store addressed by rawURL with the S3 settings of the environment:
+// file:///abs/path or a plain absolute path gives a Local store, s3://bucket/prefix an S3
+// store.
+func Open(rawURL string) (Store, error) { return Opener{}.Open(rawURL) }
+
+// Opener opens stores by URL with one process's S3 settings (--s3-endpoint and the AWS_*
+// variables).
+type Opener struct {
+	S3 S3Config
+}
+
+// Open returns the Store addressed by rawURL.
+func (o Opener) Open(rawURL string) (Store, error) {
 	if filepath.IsAbs(rawURL) {
 		return NewLocal(rawURL)
 	}
@@ -29,7 +39,12 @@ func Open(rawURL string) (Store, error) {
 		}
 		return NewLocal(u.Path)
 	case "s3":
-		return nil, fmt.Errorf("storage: open %q: S3 storage is not built yet; use a local path or file:// URL for now", rawURL)
+		if u.Host == "" {
+			return nil, fmt.Errorf("storage: open %q: name a bucket (s3://bucket/prefix)", rawURL)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		return NewS3(ctx, o.S3, u.Host, u.Path)
 	case "":
 		return nil, fmt.Errorf("storage: open %q: need an absolute path or a URL (file:///abs/path, s3://bucket/prefix)", rawURL)
 	}

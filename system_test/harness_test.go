@@ -14,8 +14,10 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/lakehoused/lakehoused/internal/s3test"
 	"github.com/lakehoused/lakehoused/internal/testdata"
 	"github.com/lakehoused/lakehoused/server"
+	"github.com/lakehoused/lakehoused/storage"
 )
 
 // node is an in-process daemon for one test.
@@ -23,9 +25,33 @@ type node struct {
 	t   *testing.T
 	srv *server.Server
 	dir string
+	wh  string // the warehouse URL when not the data dir
 }
 
 func startNode(t *testing.T, dir string) *node {
+	t.Helper()
+	return startNodeWith(t, dir, nil)
+}
+
+// startS3Node starts a node whose warehouse is a bucket of its own versitygw gateway.
+func startS3Node(t *testing.T) *node {
+	t.Helper()
+	g := s3test.Start(t)
+	return startNodeWith(t, "", func(c *server.Config) {
+		c.Warehouse = "s3://" + g.Bucket + "/wh"
+		c.S3 = storage.S3Config{Endpoint: g.Endpoint, AccessKey: g.AccessKey, SecretKey: g.SecretKey, Region: "us-east-1"}
+	})
+}
+
+// warehouse is the URL the node's tables live under.
+func (n *node) warehouse() string {
+	if n.wh != "" {
+		return n.wh
+	}
+	return "file://" + n.dir
+}
+
+func startNodeWith(t *testing.T, dir string, configure func(*server.Config)) *node {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
@@ -34,13 +60,17 @@ func startNode(t *testing.T, dir string) *node {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	srv, err := server.Start(context.Background(), server.Config{
+	cfg := server.Config{
 		DataDir: dir, MySQLAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", ShutdownGrace: time.Second, Version: "test", Logger: log,
-	})
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	srv, err := server.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("start node: %v", err)
 	}
-	n := &node{t: t, srv: srv, dir: dir}
+	n := &node{t: t, srv: srv, dir: dir, wh: cfg.Warehouse}
 	t.Cleanup(n.stop)
 	return n
 }

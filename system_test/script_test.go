@@ -34,11 +34,16 @@ func TestScripts(t *testing.T) {
 	if len(files) == 0 {
 		t.Fatal("no testdata/*.slt scripts")
 	}
+	// The same scripts run against a local warehouse and an S3 one (a versitygw gateway).
 	for _, f := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(f), ".slt"), func(t *testing.T) {
+		name := strings.TrimSuffix(filepath.Base(f), ".slt")
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			n := startNode(t, "")
-			runScript(t, n, f)
+			runScript(t, startNode(t, ""), f)
+		})
+		t.Run("s3/"+name, func(t *testing.T) {
+			t.Parallel()
+			runScript(t, startS3Node(t), f)
 		})
 	}
 }
@@ -100,7 +105,7 @@ var varRef = regexp.MustCompile(`\$\{(\w+)\}`)
 func runScript(t *testing.T, n *node, path string) {
 	conn := n.conn("")
 	ctx := context.Background()
-	vars := map[string]string{"DATA_DIR": n.dir, "TESTDATA": testdataDir(t)}
+	vars := map[string]string{"DATA_DIR": n.dir, "WAREHOUSE": n.warehouse(), "TESTDATA": testdataDir(t)}
 	for _, r := range parseScript(t, path) {
 		q := varRef.ReplaceAllStringFunc(r.sql, func(s string) string { return vars[s[2:len(s)-1]] })
 		where := fmt.Sprintf("%s:%d", filepath.Base(path), r.line)

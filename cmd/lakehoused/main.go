@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lakehoused/lakehoused/server"
+	"github.com/lakehoused/lakehoused/storage"
 )
 
 // version is set at build time: -ldflags "-X main.version=…".
@@ -58,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 type serveOptions struct {
 	dataDir, warehouse, mysqlAddr, httpAddr, logLevel string
+	s3Endpoint, s3Region                              string
+	s3VirtualHost                                     bool
 	grace                                             time.Duration
 }
 
@@ -74,7 +77,11 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
 	str(&o.dataDir, "data-dir", "LAKEHOUSED_DATA_DIR", "./data",
 		"folder for the node's state and, unless --warehouse says otherwise, the tables: <data-dir>/<db>/<table>/_delta_log/…")
 	str(&o.warehouse, "warehouse", "LAKEHOUSED_WAREHOUSE", "",
-		"URL the tables live under (file:///abs/path); default: the data dir")
+		"URL the tables live under (file:///abs/path or s3://bucket/prefix); default: the data dir")
+	str(&o.s3Endpoint, "s3-endpoint", "AWS_ENDPOINT_URL", "",
+		"S3 service URL for s3:// warehouses and tables (http://host:port for a self-hosted gateway; default AWS); credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+	str(&o.s3Region, "s3-region", "AWS_REGION", "", "S3 region")
+	fs.BoolVar(&o.s3VirtualHost, "s3-virtual-host", false, "address S3 buckets as bucket.host (AWS style) instead of host/bucket")
 	str(&o.mysqlAddr, "mysql-addr", "LAKEHOUSED_MYSQL_ADDR", "127.0.0.1:3307",
 		"host:port of the MySQL protocol listener")
 	str(&o.httpAddr, "http-addr", "LAKEHOUSED_HTTP_ADDR", "127.0.0.1:8307",
@@ -109,6 +116,7 @@ func serve(args []string, stderr io.Writer) int {
 	defer stop()
 	srv, err := server.Start(ctx, server.Config{
 		DataDir: o.dataDir, Warehouse: o.warehouse, MySQLAddr: o.mysqlAddr, HTTPAddr: o.httpAddr,
+		S3:            storage.S3Config{Endpoint: o.s3Endpoint, Region: o.s3Region, VirtualHost: o.s3VirtualHost},
 		ShutdownGrace: o.grace, Version: version, Logger: log,
 	})
 	if err != nil {
