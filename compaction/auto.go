@@ -151,6 +151,9 @@ func (a *Auto) wake(log *txlog.Log, idle bool) {
 		return
 	}
 	if time.Now().Before(st.retryAt) {
+		if idle && st.timer != nil {
+			st.timer.Reset(time.Until(st.retryAt)) // the idle check still runs, after the backoff
+		}
 		return
 	}
 	st.running = true
@@ -186,8 +189,19 @@ func (a *Auto) loop(log *txlog.Log, st *autoState) {
 			st.retryAt = time.Now().Add(st.backoff)
 			st.dirty = false
 		}
+		if err != nil && st.timer != nil && !a.stopped {
+			st.timer.Reset(st.backoff) // once writes pause, the idle check tries again
+		}
 		if !st.dirty || a.stopped {
 			st.running = false
+			if idle && err == nil && !st.idle {
+				// The table has been quiet since its last commit and is compacted: forget it
+				// (a dropped table's Log is not kept alive); its next commit starts afresh.
+				if st.timer != nil {
+					st.timer.Stop()
+				}
+				delete(a.tables, log)
+			}
 			a.mu.Unlock()
 			return
 		}

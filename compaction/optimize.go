@@ -263,12 +263,14 @@ func Optimize(ctx context.Context, t Table, o Options) (Result, error) {
 	}, compactGroup)
 }
 
-// rewriting holds a mutex per table (by its Log) that rewrites hold.
+// rewriting holds a one-slot semaphore per table (by its Log) that rewrites take; a
+// waiting OPTIMIZE can still be cancelled. (One small entry per table ever rewritten stays
+// for the life of the process.)
 var rewriting sync.Map
 
-func rewriteLock(l *txlog.Log) *sync.Mutex {
-	mu, _ := rewriting.LoadOrStore(l, &sync.Mutex{})
-	return mu.(*sync.Mutex)
+func rewriteLock(l *txlog.Log) chan struct{} {
+	sem, _ := rewriting.LoadOrStore(l, make(chan struct{}, 1))
+	return sem.(chan struct{})
 }
 
 // rewriteFunc rewrites one group of files (all in one partition) with writer w.
@@ -281,15 +283,21 @@ func run(ctx context.Context, t Table, o *Options, op string, zcols []string, pl
 	// one would lose all its work. A user's OPTIMIZE waits for a running auto-compaction
 	// (they are short); auto-compaction skips a table being rewritten (a later commit asks
 	// again).
-	mu := rewriteLock(t.Log)
+	sem := rewriteLock(t.Log)
 	if o.Auto {
-		if !mu.TryLock() {
+		select {
+		case sem <- struct{}{}:
+		default:
 			return Result{Version: -1}, nil
 		}
 	} else {
-		mu.Lock()
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		}
 	}
-	defer mu.Unlock()
+	defer func() { <-sem }()
 	var lastErr error
 	var first map[string]bool // the files of the first attempt's snapshot
 	for attempt := 0; ; attempt++ {

@@ -1,7 +1,11 @@
 package sql
 
 import (
+	"math"
+	"strings"
 	"time"
+
+	"github.com/shopspring/decimal"
 
 	gms "github.com/dolthub/go-mysql-server/sql"
 	"github.com/dolthub/go-mysql-server/sql/expression"
@@ -19,11 +23,25 @@ import (
 // skips files and row groups whose min/max statistics exclude the hint; the Filter node
 // stays and evaluates the exact predicate on every row read. This is what makes Z-ordering
 // and sorted loads pay off for queries on non-key columns.
+//
+// A hint may only ever keep too many files, never too few, so it is built only where the
+// comparison MySQL makes and the one the statistics allow agree exactly, and is widened
+// where they could differ by rounding:
+//   - integer columns take integer literals, DECIMAL columns integer and DECIMAL literals
+//     (compared exactly; a DECIMAL literal against an integer column may be rounded first);
+//   - DOUBLE columns take numeric literals, rounded to the nearest double and widened by one
+//     step each way, bounds inclusive (MySQL compares a DOUBLE with a DECIMAL literal through
+//     the double's shortest decimal form); FLOAT columns are not pruned;
+//   - DATE and DATETIME columns take time literals and strings, converted at microsecond
+//     precision, bounds inclusive (a DATE compares with '2024-01-15 12:00' as a datetime);
+//   - string columns (under the byte-wise default collation) take string literals only;
+//   - the column must belong to the scanned table by name or alias, so a correlated
+//     subquery's conditions on an outer table of the same shape are never taken for its own.
 
 // buildPruned builds a Filter whose child is a lakehoused table scan with the filter's
 // pruning hint attached; ok is false when the filter has nothing to offer.
 func (lb loadBuilder) buildPruned(ctx *gms.Context, f *plan.Filter, row gms.Row) (gms.RowIter, bool, error) {
-	child, ok := withPruning(ctx, f.Child, f.Expression)
+	child, ok := withPruning(ctx, f.Child, f.Expression, "")
 	if !ok {
 		return nil, false, nil
 	}
@@ -36,10 +54,11 @@ func (lb loadBuilder) buildPruned(ctx *gms.Context, f *plan.Filter, row gms.Row)
 }
 
 // withPruning returns n (a table scan, maybe under an alias) with a pruning hint from cond.
-func withPruning(ctx *gms.Context, n gms.Node, cond gms.Expression) (gms.Node, bool) {
+// alias is the name the filter's columns use for the table ("" = the table's own name).
+func withPruning(ctx *gms.Context, n gms.Node, cond gms.Expression, alias string) (gms.Node, bool) {
 	switch x := n.(type) {
 	case *plan.TableAlias:
-		c, ok := withPruning(ctx, x.Child, cond)
+		c, ok := withPruning(ctx, x.Child, cond, x.Name())
 		if !ok {
 			return nil, false
 		}
@@ -54,7 +73,10 @@ func withPruning(ctx *gms.Context, n gms.Node, cond gms.Expression) (gms.Node, b
 		if !ok || t.lookup != nil || t.prune != nil {
 			return nil, false
 		}
-		f := pruneFilter(ctx, t, cond)
+		if alias == "" {
+			alias = x.Name()
+		}
+		f := pruneFilter(ctx, t, alias, cond)
 		if f == nil {
 			return nil, false
 		}
@@ -66,15 +88,13 @@ func withPruning(ctx *gms.Context, n gms.Node, cond gms.Expression) (gms.Node, b
 	return nil, false
 }
 
-// pruneFilter turns the conjuncts of cond that compare a column of t with literals into a
-// file-pruning filter. Conjuncts it does not understand are left out, which only keeps more
-// files. String columns count only under a byte-wise NO PAD collation: others (case- or
-// accent-insensitive, or ignoring trailing spaces) make values equal that byte-wise min/max
-// statistics would tell apart.
-func pruneFilter(ctx *gms.Context, t *Table, cond gms.Expression) *table.Filter {
+// pruneFilter turns the conjuncts of cond that compare a column of t (named tableName in
+// the query) with literals into a file-pruning filter. Conjuncts it does not understand are
+// left out, which only keeps more files.
+func pruneFilter(ctx *gms.Context, t *Table, tableName string, cond gms.Expression) *table.Filter {
 	var f table.Filter
 	for _, c := range expression.SplitConjunction(cond) {
-		if cf, ok := columnRange(ctx, t, c); ok {
+		if cf, ok := columnRange(ctx, t, tableName, c); ok {
 			f.Columns = append(f.Columns, cf)
 		}
 	}
@@ -84,43 +104,38 @@ func pruneFilter(ctx *gms.Context, t *Table, cond gms.Expression) *table.Filter 
 	return &f
 }
 
+// colKind is how a prunable column's values compare.
+type colKind int
+
+const (
+	kindInt     colKind = iota // integers
+	kindDecimal                // DECIMAL
+	kindDouble                 // DOUBLE
+	kindTime                   // DATE, DATETIME, TIMESTAMP
+	kindText                   // strings under a byte-wise NO PAD collation
+)
+
+type prunable struct {
+	name string
+	kind colKind
+}
+
 // columnRange understands `col op literal` (either way round), `col BETWEEN lit AND lit` and
 // `col IN (lit, …)`.
-func columnRange(ctx *gms.Context, t *Table, e gms.Expression) (table.ColumnFilter, bool) {
-	// lit is a literal's value as the column compares it. Date and time columns convert
-	// other literals ('2024-01-01') with MySQL's own rules, as the comparison will.
-	lit := func(e gms.Expression, typ gms.Type) (any, bool) {
-		l, ok := e.(*expression.Literal)
-		if !ok || l.Value() == nil {
-			return nil, false
-		}
-		v := l.Value()
-		if _, isTime := v.(time.Time); types.IsTime(typ) && !isTime {
-			cv, _, err := typ.Convert(ctx, v)
-			if _, isTime := cv.(time.Time); err != nil || !isTime {
-				return nil, false
-			}
-			v = cv
-		}
-		fv := filterValue(v)
-		return fv, fv != nil
-	}
+func columnRange(ctx *gms.Context, t *Table, tableName string, e gms.Expression) (table.ColumnFilter, bool) {
+	col := func(e gms.Expression) (prunable, bool) { return prunableColumn(t, tableName, e) }
 	type cmp struct {
-		col   string
-		value any
-		op    string
+		col prunable
+		lit gms.Expression
+		op  string
 	}
 	flip := map[string]string{"=": "=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 	comparison := func(l, r gms.Expression, op string) (cmp, bool) {
-		if c, typ, ok := prunableColumn(t, l); ok {
-			if v, ok := lit(r, typ); ok {
-				return cmp{c, v, op}, true
-			}
+		if c, ok := col(l); ok {
+			return cmp{c, r, op}, true
 		}
-		if c, typ, ok := prunableColumn(t, r); ok {
-			if v, ok := lit(l, typ); ok {
-				return cmp{c, v, flip[op]}, true
-			}
+		if c, ok := col(r); ok {
+			return cmp{c, l, flip[op]}, true
 		}
 		return cmp{}, false
 	}
@@ -138,76 +153,159 @@ func columnRange(ctx *gms.Context, t *Table, e gms.Expression) (table.ColumnFilt
 	case *expression.GreaterThanOrEqual:
 		c, ok = comparison(x.Left(), x.Right(), ">=")
 	case *expression.Between:
-		col, typ, okc := prunableColumn(t, x.Val)
-		lo, okl := lit(x.Lower, typ)
-		hi, okh := lit(x.Upper, typ)
+		p, okc := col(x.Val)
+		lo, okl := bound(ctx, p, x.Lower, true, true)
+		hi, okh := bound(ctx, p, x.Upper, false, true)
 		if !okc || !okl || !okh {
 			return table.ColumnFilter{}, false
 		}
-		return table.ColumnFilter{Column: col, Ranges: []table.Range{{Lo: table.Bound{Value: lo, Inclusive: true}, Hi: table.Bound{Value: hi, Inclusive: true}}}}, true
+		return table.ColumnFilter{Column: p.name, Ranges: []table.Range{{Lo: lo, Hi: hi}}}, true
 	case *expression.InTuple:
-		return inRanges(t, x.Left(), x.Right(), lit)
+		return inRanges(ctx, col, x.Left(), x.Right())
 	case *expression.HashInTuple:
-		return inRanges(t, x.Left(), x.Right(), lit)
+		return inRanges(ctx, col, x.Left(), x.Right())
 	}
 	if !ok {
 		return table.ColumnFilter{}, false
 	}
-	rg := table.Range{}
+	var rg table.Range
 	switch c.op {
 	case "=":
-		rg.Lo, rg.Hi = table.Bound{Value: c.value, Inclusive: true}, table.Bound{Value: c.value, Inclusive: true}
+		lo, ok1 := bound(ctx, c.col, c.lit, true, true)
+		hi, ok2 := bound(ctx, c.col, c.lit, false, true)
+		if !ok1 || !ok2 {
+			return table.ColumnFilter{}, false
+		}
+		rg.Lo, rg.Hi = lo, hi
 	case "<", "<=":
-		rg.Hi = table.Bound{Value: c.value, Inclusive: c.op == "<="}
+		if rg.Hi, ok = bound(ctx, c.col, c.lit, false, c.op == "<="); !ok {
+			return table.ColumnFilter{}, false
+		}
 	case ">", ">=":
-		rg.Lo = table.Bound{Value: c.value, Inclusive: c.op == ">="}
+		if rg.Lo, ok = bound(ctx, c.col, c.lit, true, c.op == ">="); !ok {
+			return table.ColumnFilter{}, false
+		}
 	}
-	return table.ColumnFilter{Column: c.col, Ranges: []table.Range{rg}}, true
+	return table.ColumnFilter{Column: c.col.name, Ranges: []table.Range{rg}}, true
 }
 
-func inRanges(t *Table, left, right gms.Expression, lit func(gms.Expression, gms.Type) (any, bool)) (table.ColumnFilter, bool) {
-	col, typ, ok := prunableColumn(t, left)
+func inRanges(ctx *gms.Context, col func(gms.Expression) (prunable, bool), left, right gms.Expression) (table.ColumnFilter, bool) {
+	p, ok := col(left)
 	tup, tok := right.(expression.Tuple)
 	if !ok || !tok {
 		return table.ColumnFilter{}, false
 	}
-	cf := table.ColumnFilter{Column: col}
+	cf := table.ColumnFilter{Column: p.name}
 	for _, e := range tup {
-		v, ok := lit(e, typ)
-		if !ok {
-			return table.ColumnFilter{}, false // a NULL or an expression: keep every file
+		lo, ok1 := bound(ctx, p, e, true, true)
+		hi, ok2 := bound(ctx, p, e, false, true)
+		if !ok1 || !ok2 {
+			return table.ColumnFilter{}, false // a NULL, an expression or a mixed type: keep every file
 		}
-		cf.Ranges = append(cf.Ranges, table.Range{Lo: table.Bound{Value: v, Inclusive: true}, Hi: table.Bound{Value: v, Inclusive: true}})
+		cf.Ranges = append(cf.Ranges, table.Range{Lo: lo, Hi: hi})
 	}
 	return cf, true
 }
 
-// prunableColumn reports the column e reads when it is a plain column of t whose type
-// compares like its Delta statistics: numbers, decimals, dates and datetimes.
-func prunableColumn(t *Table, e gms.Expression) (string, gms.Type, bool) {
+// bound is the literal e as a lower (lower=true) or upper bound on column p, inclusive as
+// asked or wider; ok is false when e is not a literal this column can be pruned with.
+func bound(ctx *gms.Context, p prunable, e gms.Expression, lower, inclusive bool) (table.Bound, bool) {
+	l, ok := e.(*expression.Literal)
+	if !ok || l.Value() == nil {
+		return table.Bound{}, false
+	}
+	v := l.Value()
+	switch p.kind {
+	case kindInt, kindDecimal:
+		switch x := v.(type) {
+		case decimal.Decimal:
+			if p.kind == kindInt {
+				return table.Bound{}, false // MySQL may round it to the column's type first
+			}
+			fv := filterValue(x)
+			return table.Bound{Value: fv, Inclusive: inclusive}, fv != nil
+		case int8, int16, int32, int64, uint8, uint16, uint32, uint64:
+			fv := filterValue(x)
+			return table.Bound{Value: fv, Inclusive: inclusive}, fv != nil
+		}
+	case kindDouble:
+		var f float64
+		switch x := v.(type) {
+		case int8, int16, int32, int64, uint8, uint16, uint32:
+			f = float64(toInt64(x))
+		case float64:
+			f = x
+		case float32:
+			f = float64(x)
+		case decimal.Decimal:
+			f, _ = x.Float64()
+		default:
+			return table.Bound{}, false
+		}
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return table.Bound{}, false
+		}
+		if lower {
+			f = math.Nextafter(f, math.Inf(-1))
+		} else {
+			f = math.Nextafter(f, math.Inf(1))
+		}
+		return table.Bound{Value: f, Inclusive: true}, true
+	case kindTime:
+		switch v.(type) {
+		case time.Time, string:
+		default:
+			return table.Bound{}, false
+		}
+		cv, _, err := types.DatetimeMaxPrecision.Convert(ctx, v)
+		tv, isTime := cv.(time.Time)
+		if err != nil || !isTime {
+			return table.Bound{}, false
+		}
+		return table.Bound{Value: tv, Inclusive: true}, true
+	case kindText:
+		if s, ok := v.(string); ok {
+			return table.Bound{Value: s, Inclusive: inclusive}, true
+		}
+	}
+	return table.Bound{}, false
+}
+
+// prunableColumn reports the column e reads when it is a plain column of t (by the name or
+// alias the query gives t) whose values compare like their Delta statistics.
+func prunableColumn(t *Table, tableName string, e gms.Expression) (prunable, bool) {
 	gf, ok := e.(*expression.GetField)
-	if !ok {
-		return "", nil, false
+	if !ok || !strings.EqualFold(gf.Table(), tableName) {
+		return prunable{}, false
 	}
 	i := t.schema.Schema.IndexOfColName(gf.Name())
 	if i < 0 {
-		return "", nil, false
+		return prunable{}, false
 	}
 	col := t.schema.Schema[i]
+	typ := col.Type
 	switch {
-	case types.IsYear(col.Type), types.IsTimespan(col.Type):
-	case types.IsInteger(col.Type), types.IsFloat(col.Type), types.IsDecimal(col.Type), types.IsTime(col.Type):
-		return col.Name, col.Type, true
-	case types.IsText(col.Type):
+	case types.IsYear(typ), types.IsTimespan(typ), types.IsBit(typ), types.IsEnum(typ), types.IsSet(typ):
+	case types.IsInteger(typ):
+		return prunable{col.Name, kindInt}, true
+	case types.IsDecimal(typ):
+		return prunable{col.Name, kindDecimal}, true
+	case types.IsFloat(typ):
+		if typ.Type() == types.Float64.Type() {
+			return prunable{col.Name, kindDouble}, true
+		}
+	case types.IsTime(typ):
+		return prunable{col.Name, kindTime}, true
+	case types.IsText(typ):
 		// Strings only under a byte-wise NO PAD collation (GMS's default utf8mb4_0900_bin,
 		// which columns without one of their own get): case-insensitive or PAD SPACE
 		// collations make values equal that differ in bytes.
-		if st, ok := col.Type.(gms.TypeWithCollation); ok {
+		if st, ok := typ.(gms.TypeWithCollation); ok {
 			switch st.Collation() {
 			case gms.Collation_Unspecified, gms.Collation_utf8mb4_0900_bin, gms.Collation_binary:
-				return col.Name, col.Type, true
+				return prunable{col.Name, kindText}, true
 			}
 		}
 	}
-	return "", nil, false
+	return prunable{}, false
 }

@@ -40,9 +40,12 @@ func TestPruningOnNonKeyColumns(t *testing.T) {
 		{"d = '2024-02-03'", 1, 1},
 		{"ts < '2024-01-05 11:00:00'", 1, 5},
 		{"price BETWEEN 20 AND 21", 1, 1},
+		{"v > 200.5", 4, 19}, // a DECIMAL literal against an integer column: not pruned
+		{"f = 1.5", 1, 1},
 		{"f > 35.6", 1, 4},
-		{"v > 200.5", 2, 19},
-		{"s = 'b3'", 1, 1}, // the default collation, utf8mb4_0900_bin, compares bytes
+		{"d < '2024-02-01 12:00'", 2, 11}, // a DATE against a datetime: the 1st of February counts
+		{"s = 1", 4, 0},                   // a number against a string column: compared as numbers
+		{"s = 'b3'", 1, 1},                // the default collation, utf8mb4_0900_bin, compares bytes
 		{"s = 'B3'", 0, 0},
 		{"v > 300 OR id = 1", 4, 10}, // a disjunction across columns: no pruning
 		{"b = 1", 4, 20},
@@ -57,6 +60,22 @@ func TestPruningOnNonKeyColumns(t *testing.T) {
 		read := n.metric(t, "lakehoused_scan_files_read_total") - before
 		if got != tc.count || read != tc.files {
 			t.Errorf("WHERE %s: count %d reading %d files, want %d reading %d", tc.where, got, read, tc.count, tc.files)
+		}
+	}
+	// A correlated subquery's condition on the outer table is not a condition on its own scan
+	// of the same table.
+	var corr int64
+	if err := c.QueryRowContext(context.Background(), "SELECT SUM((SELECT COUNT(*) FROM t t2 WHERE t2.b = t1.b AND t1.v > 300)) FROM t t1").Scan(&corr); err != nil || corr != 180 {
+		t.Fatalf("correlated subquery: %d (%v), want 180", corr, err)
+	}
+	// Doubles with no exact binary form match their decimal literals.
+	mustExec(t, c, "CREATE TABLE g (id INT PRIMARY KEY, g DOUBLE) COMMENT 'delta.autoOptimize.autoCompact=false'")
+	mustExec(t, c, "INSERT INTO g VALUES (1, 1.1), (2, 0.1)")
+	mustExec(t, c, "INSERT INTO g VALUES (3, 0.3), (4, 2.2)")
+	for q, want := range map[string]int64{"g = 1.1": 1, "g <= 0.1": 1, "g >= 0.3": 3, "g BETWEEN 0.1 AND 0.3": 2, "g IN (2.2, 0.1)": 2} {
+		var got int64
+		if err := c.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM g WHERE "+q).Scan(&got); err != nil || got != want {
+			t.Errorf("WHERE %s: %d (%v), want %d", q, got, err, want)
 		}
 	}
 	// Inside a transaction, rows it inserted are seen whatever the statistics say.
