@@ -32,6 +32,9 @@ type Config struct {
 	Warehouse string
 	// S3 reaches s3:// warehouses and attached tables; zero values take the AWS_* variables.
 	S3 storage.S3Config
+	// S3CacheBytes is the read cache in front of each S3 store. Default 256 MiB; negative
+	// disables it.
+	S3CacheBytes int64
 	// MySQLAddr is the MySQL protocol listen address. Default "127.0.0.1:3307".
 	MySQLAddr string
 	// HTTPAddr serves /healthz. Default "127.0.0.1:8307"; "off" disables it.
@@ -55,6 +58,9 @@ func (c *Config) defaults() {
 	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = "127.0.0.1:8307"
+	}
+	if c.S3CacheBytes == 0 {
+		c.S3CacheBytes = 256 << 20
 	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 10 * time.Second
@@ -94,7 +100,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		wh = "file://" + abs
 	}
-	opener := storage.Opener{S3: cfg.S3}
+	opener := storage.Opener{S3: cfg.S3, S3CacheBytes: max(cfg.S3CacheBytes, 0)}
 	store, err := opener.Open(wh)
 	if err != nil {
 		return nil, fmt.Errorf("server: open warehouse %s: %w", wh, err)

@@ -44,6 +44,7 @@ func stores(t *testing.T) map[string]Store {
 		"sub-mem":   Sub(NewMem("t"), "db/tbl"),
 		"s3":        s3,
 		"sub-s3":    Sub(s3b, "db/tbl"),
+		"cached-s3": Sub(NewCached(s3b, 1<<20), "cached"),
 	}
 }
 

@@ -18,6 +18,9 @@ func Open(rawURL string) (Store, error) { return Opener{}.Open(rawURL) }
 // variables).
 type Opener struct {
 	S3 S3Config
+	// S3CacheBytes is the memory read cache in front of each S3 store (data files, commits
+	// and checkpoints, which never change); 0 disables it.
+	S3CacheBytes int64
 }
 
 // Open returns the Store addressed by rawURL.
@@ -44,7 +47,11 @@ func (o Opener) Open(rawURL string) (Store, error) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		return NewS3(ctx, o.S3, u.Host, u.Path)
+		s3, err := NewS3(ctx, o.S3, u.Host, u.Path)
+		if err != nil {
+			return nil, err
+		}
+		return NewCached(s3, o.S3CacheBytes), nil
 	case "":
 		return nil, fmt.Errorf("storage: open %q: need an absolute path or a URL (file:///abs/path, s3://bucket/prefix)", rawURL)
 	}

@@ -61,6 +61,7 @@ type serveOptions struct {
 	dataDir, warehouse, mysqlAddr, httpAddr, logLevel string
 	s3Endpoint, s3Region                              string
 	s3VirtualHost                                     bool
+	s3CacheMB                                         int64
 	grace                                             time.Duration
 }
 
@@ -82,6 +83,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
 		"S3 service URL for s3:// warehouses and tables (http://host:port for a self-hosted gateway; default AWS); credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
 	str(&o.s3Region, "s3-region", "AWS_REGION", "", "S3 region")
 	fs.BoolVar(&o.s3VirtualHost, "s3-virtual-host", false, "address S3 buckets as bucket.host (AWS style) instead of host/bucket")
+	fs.Int64Var(&o.s3CacheMB, "s3-cache-mb", 256, "memory read cache for S3 data files, commits and checkpoints, in MiB (0 disables it)")
 	str(&o.mysqlAddr, "mysql-addr", "LAKEHOUSED_MYSQL_ADDR", "127.0.0.1:3307",
 		"host:port of the MySQL protocol listener")
 	str(&o.httpAddr, "http-addr", "LAKEHOUSED_HTTP_ADDR", "127.0.0.1:8307",
@@ -94,6 +96,14 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
 		fs.PrintDefaults()
 	}
 	return fs, o
+}
+
+// cacheBytes turns --s3-cache-mb into server.Config's S3CacheBytes (negative disables).
+func cacheBytes(mb int64) int64 {
+	if mb <= 0 {
+		return -1
+	}
+	return mb << 20
 }
 
 func serve(args []string, stderr io.Writer) int {
@@ -117,6 +127,7 @@ func serve(args []string, stderr io.Writer) int {
 	srv, err := server.Start(ctx, server.Config{
 		DataDir: o.dataDir, Warehouse: o.warehouse, MySQLAddr: o.mysqlAddr, HTTPAddr: o.httpAddr,
 		S3:            storage.S3Config{Endpoint: o.s3Endpoint, Region: o.s3Region, VirtualHost: o.s3VirtualHost},
+		S3CacheBytes:  cacheBytes(o.s3CacheMB),
 		ShutdownGrace: o.grace, Version: version, Logger: log,
 	})
 	if err != nil {

@@ -1,0 +1,104 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+)
+
+// countingStore counts the reads that reach the store below the cache.
+type countingStore struct {
+	Store
+	gets, ranges, stats int
+}
+
+func (c *countingStore) Get(ctx context.Context, k string) ([]byte, error) {
+	c.gets++
+	return c.Store.Get(ctx, k)
+}
+
+func (c *countingStore) GetRange(ctx context.Context, k string, off, n int64) ([]byte, error) {
+	c.ranges++
+	return c.Store.GetRange(ctx, k, off, n)
+}
+
+func (c *countingStore) Stat(ctx context.Context, k string) (ObjectInfo, error) {
+	c.stats++
+	return c.Store.Stat(ctx, k)
+}
+
+func TestCachedServesImmutableObjectsOnly(t *testing.T) {
+	ctx := context.Background()
+	under := &countingStore{Store: NewMem("t")}
+	c := NewCached(under, 1<<20).(*Cached)
+	data := []byte("0123456789abcdef")
+	for _, k := range []string{"part-1.parquet", "_delta_log/00000000000000000001.json", "_delta_log/_last_checkpoint", "_lakehouse/tables/x.json"} {
+		if err := c.Put(ctx, k, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		for _, k := range []string{"part-1.parquet", "_delta_log/00000000000000000001.json", "_delta_log/_last_checkpoint", "_lakehouse/tables/x.json"} {
+			if got, err := c.Get(ctx, k); err != nil || string(got) != string(data) {
+				t.Fatalf("get %s: %q %v", k, got, err)
+			}
+		}
+		f, size, err := c.Open(ctx, "part-1.parquet")
+		if err != nil || size != 16 {
+			t.Fatal(size, err)
+		}
+		buf := make([]byte, 4)
+		if n, err := f.ReadAt(buf, 12); n != 4 || err != nil || string(buf) != "cdef" {
+			t.Fatalf("ReadAt: %d %v %q", n, err, buf)
+		}
+		if n, err := f.ReadAt(buf, 14); n != 2 || !errors.Is(err, io.EOF) {
+			t.Fatalf("ReadAt past the end: %d %v", n, err)
+		}
+	}
+	// The two immutable objects were read once each; the mutable ones every time.
+	if under.gets != 2+2*3 {
+		t.Errorf("%d gets reached the store, want 8", under.gets)
+	}
+	if under.ranges != 2 || under.stats != 1 {
+		t.Errorf("%d range reads and %d stats reached the store, want 2 and 1", under.ranges, under.stats)
+	}
+	hits, misses, bytes := c.Stats()
+	if hits == 0 || misses == 0 || bytes == 0 {
+		t.Errorf("stats: %d hits %d misses %d bytes", hits, misses, bytes)
+	}
+	// A delete drops what the cache held: the object is gone for readers too.
+	if err := c.Delete(ctx, "part-1.parquet"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(ctx, "part-1.parquet"); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("get after delete: %v", err)
+	}
+	if _, err := c.Stat(ctx, "part-1.parquet"); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("stat after delete: %v", err)
+	}
+}
+
+func TestCachedStaysWithinBudget(t *testing.T) {
+	ctx := context.Background()
+	c := NewCached(NewMem("t"), 8<<10).(*Cached)
+	for i := 0; i < 100; i++ {
+		k := fmt.Sprintf("part-%d.parquet", i)
+		if err := c.Put(ctx, k, make([]byte, 1000)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Get(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, bytes := c.Stats(); bytes > 8<<10 {
+		t.Fatalf("cache holds %d bytes, budget 8 KiB", bytes)
+	}
+	if len(c.byKey) != len(c.entries) {
+		t.Fatalf("%d objects indexed for %d entries", len(c.byKey), len(c.entries))
+	}
+	if NewCached(NewMem("t"), 0) == nil {
+		t.Fatal("a zero budget must return the store itself")
+	}
+}
