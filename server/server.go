@@ -79,6 +79,7 @@ type Server struct {
 	engine    *lakesql.Engine
 	committer *txlog.StorageCommitter
 	auto      *compaction.Auto
+	warehouse storage.Store
 	mysql     *lakesql.Listener
 	http      *http.Server
 	httpLn    net.Listener
@@ -135,7 +136,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		_ = engine.Close()
 		return nil, fmt.Errorf("server: MySQL listener: %w", err)
 	}
-	s := &Server{cfg: cfg, engine: engine, committer: committer, auto: auto, mysql: my, done: make(chan error, 2)}
+	s := &Server{cfg: cfg, engine: engine, committer: committer, auto: auto, mysql: my, warehouse: store, done: make(chan error, 2)}
 	if cfg.HTTPAddr != "off" {
 		hl, err := net.Listen("tcp", cfg.HTTPAddr)
 		if err != nil {
@@ -169,6 +170,11 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		m := s.engine.Metrics()
+		if c, ok := s.warehouse.(*storage.Cached); ok {
+			hits, misses, bytes := c.Stats()
+			m["lakehoused_s3_cache_hits_total"], m["lakehoused_s3_cache_misses_total"] = hits, misses
+			m["lakehoused_s3_cache_bytes"] = bytes
+		}
 		names := make([]string, 0, len(m))
 		for k := range m {
 			names = append(names, k)
