@@ -54,7 +54,8 @@ func TestOptimizeAndZOrderOverSQL(t *testing.T) {
 	c := n.conn("")
 	mustExec(t, c, "CREATE DATABASE m")
 	mustExec(t, c, "USE m")
-	mustExec(t, c, "CREATE TABLE ev (id INT PRIMARY KEY, region VARCHAR(8), v INT, note JSON) COMMENT 'partition_by=region'")
+	// Auto-compaction off: the test counts files.
+	mustExec(t, c, "CREATE TABLE ev (id INT PRIMARY KEY, region VARCHAR(8), v INT, note JSON) COMMENT 'partition_by=region;delta.autoOptimize.autoCompact=false'")
 	for i := 0; i < 6; i++ {
 		region := []string{"eu", "us"}[i%2]
 		mustExec(t, c, fmt.Sprintf("INSERT INTO ev VALUES (%d, '%s', %d, NULL), (%d, '%s', %d, NULL)", 2*i, region, i, 2*i+1, region, 10*i))
@@ -137,8 +138,11 @@ func TestOptimizeAndZOrderOverSQL(t *testing.T) {
 	if got := queryString(t, c, "SELECT CONCAT(value, '/', source) FROM lake_properties('m.ev') WHERE `key` = 'delta.targetFileSize'"); got != "1048576/table" {
 		t.Fatalf("targetFileSize property: %q", got)
 	}
-	if got := queryString(t, c, "SELECT CONCAT(value, '/', source) FROM lake_properties('m.ev') WHERE `key` = 'delta.autoOptimize.autoCompact'"); got != "true/default" {
-		t.Fatalf("autoCompact default: %q", got)
+	if got := queryString(t, c, "SELECT CONCAT(value, '/', source) FROM lake_properties('m.ev') WHERE `key` = 'delta.autoOptimize.autoCompact'"); got != "false/table" {
+		t.Fatalf("autoCompact set at CREATE TABLE: %q", got)
+	}
+	if got := queryString(t, c, "SELECT CONCAT(value, '/', source) FROM lake_properties('m.ev') WHERE `key` = 'delta.enableExpiredLogCleanup'"); got != "true/default" {
+		t.Fatalf("enableExpiredLogCleanup default: %q", got)
 	}
 	mustExec(t, c, "CALL lake_set_property('m.ev', 'delta.targetFileSize', NULL)")
 	if got := queryString(t, c, "SELECT source FROM lake_properties('m.ev') WHERE `key` = 'delta.targetFileSize'"); got != "default" {
