@@ -602,12 +602,12 @@ func TestAutoCompaction(t *testing.T) {
 	// Opting out.
 	tt2 := newTestTable(t, nil, map[string]string{"delta.autoOptimize.autoCompact": "false"})
 	auto2 := NewAuto(tt2.c, nil, nil)
-	auto2.Trigger = 3
+	auto2.Trigger, auto2.IdleTrigger, auto2.IdleDelay = 3, 2, 20*time.Millisecond
 	tt2.Committer = auto2
 	for i := 0; i < 6; i++ {
 		tt2.insert(t, i, 1, "eu")
 	}
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // well past the idle check
 	auto2.Close()
 	if auto2.Runs() != 0 || len(latest(t, tt2).Files) != 6 {
 		t.Fatalf("auto-compaction ran on a table that opted out")
@@ -707,5 +707,35 @@ func TestAutoCompactionWriteAmplification(t *testing.T) {
 	t.Logf("%d live files after %d runs; each row rewritten %.1f times", len(snap.Files), auto.Runs(), amp)
 	if amp > 5 {
 		t.Fatalf("each row was rewritten %.1f times by auto-compaction", amp)
+	}
+}
+
+// TestIdleCompaction: a stream that stops below the trigger is compacted once the table has
+// been quiet for the idle delay, and the compactor then forgets the table.
+func TestIdleCompaction(t *testing.T) {
+	tt := newTestTable(t, nil, nil)
+	auto := NewAuto(tt.c, nil, nil)
+	auto.IdleTrigger, auto.IdleDelay = 4, 30*time.Millisecond
+	tt.Committer = auto
+	for i := 0; i < 5; i++ {
+		tt.insert(t, i*3, 3, "eu")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for auto.Runs() < 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	auto.mu.Lock()
+	left := len(auto.tables)
+	auto.mu.Unlock()
+	auto.Close()
+	if auto.Runs() != 1 || len(latest(t, tt).Files) != 1 {
+		t.Fatalf("idle compaction: %d runs, %d files; want 1 and 1", auto.Runs(), len(latest(t, tt).Files))
+	}
+	if left != 0 {
+		t.Fatalf("the compactor still tracks %d tables after they went quiet", left)
+	}
+	if got := tt.ids(t, -1); !slices.Equal(got, seq(15)) {
+		t.Fatalf("rows: %d", len(got))
 	}
 }
