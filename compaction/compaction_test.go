@@ -714,12 +714,13 @@ func TestAutoCompactionWriteAmplification(t *testing.T) {
 // been quiet for the idle delay, and the compactor then forgets the table.
 func TestIdleCompaction(t *testing.T) {
 	tt := newTestTable(t, nil, nil)
+	for i := 0; i < 4; i++ { // written before the compactor watches the table
+		tt.insert(t, i*3, 3, "eu")
+	}
 	auto := NewAuto(tt.c, nil, nil)
 	auto.IdleTrigger, auto.IdleDelay = 4, 30*time.Millisecond
 	tt.Committer = auto
-	for i := 0; i < 5; i++ {
-		tt.insert(t, i*3, 3, "eu")
-	}
+	tt.insert(t, 12, 3, "eu") // the last commit of the stream: below the trigger of 50
 	deadline := time.Now().Add(5 * time.Second)
 	for auto.Runs() < 1 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
