@@ -119,6 +119,7 @@ type Result struct {
 
 // partition is one partition's live files.
 type partition struct {
+	key    string // the partition values, encoded; "" for an unpartitioned table
 	values map[string]string
 	files  []*txlog.Add
 }
@@ -159,7 +160,7 @@ func partitionsOf(snap *txlog.Snapshot, keep func(*txlog.Add) bool) []*partition
 		k := b.String()
 		p := byKey[k]
 		if p == nil {
-			p = &partition{values: f.PartitionValues}
+			p = &partition{key: k, values: f.PartitionValues}
 			byKey[k] = p
 			out = append(out, p)
 		}
@@ -328,7 +329,7 @@ func run(ctx context.Context, t Table, o *Options, op string, zcols []string, pl
 			if res.Version >= 0 {
 				res.PartitionsOptimized = countPartitions(groups)
 			}
-			sizesAfter(ctx, t, o, &res)
+			sizesAfter(ctx, t, o, parts, &res)
 			return res, nil
 		}
 		if !errors.Is(err, txlog.ErrConflict) || attempt+1 >= o.Attempts {
@@ -363,18 +364,22 @@ func countPartitions(groups [][]*txlog.Add) int64 {
 	return int64(len(seen))
 }
 
-// sizesAfter fills the file-size figures from the latest snapshot's selected partitions.
-func sizesAfter(ctx context.Context, t Table, o *Options, res *Result) {
+// sizesAfter fills the file-size figures from the latest snapshot's files in the partitions
+// the run selected (selected once: a predicate is not evaluated again).
+func sizesAfter(ctx context.Context, t Table, o *Options, selected []*partition, res *Result) {
 	snap, err := t.Log.Snapshot(ctx, -1)
 	if err != nil {
 		return
 	}
-	parts, err := selectPartitions(ctx, partitionsOf(snap, nil), o)
-	if err != nil {
-		return
+	keys := make(map[string]bool, len(selected))
+	for _, p := range selected {
+		keys[p.key] = true
 	}
 	var sizes []int64
-	for _, p := range parts {
+	for _, p := range partitionsOf(snap, nil) {
+		if o.Where != nil && !keys[p.key] {
+			continue
+		}
 		for _, f := range p.files {
 			sizes = append(sizes, f.Size)
 		}

@@ -121,24 +121,9 @@ func (e *Engine) lakeOptimize(ctx *gms.Context, name string, args ...string) (gm
 	if len(args) > 1 {
 		return nil, mysql.NewSQLError(mysql.ERWrongArguments, "HY000", "lake_optimize takes a table and an optional partition predicate, got %d arguments", 1+len(args))
 	}
-	ct, t, err := e.maintained(ctx, "lake_optimize", name)
-	if err != nil {
-		return nil, err
-	}
-	o := compaction.Options{}
-	if len(args) == 1 && strings.TrimSpace(args[0]) != "" {
-		o.Predicate = args[0]
-		if o.Where, err = e.partitionPredicate(ctx, ct, "lake_optimize", args[0]); err != nil {
-			return nil, err
-		}
-	}
-	o.Job = e.startJob(ctx, "optimize", t.Name)
-	res, err := compaction.Optimize(ctx, t, o)
-	o.Job.End(err)
-	if err != nil {
-		return nil, maintenanceError(ct, "lake_optimize", err)
-	}
-	return gms.RowsToRowIter(optimizeRow(res)), nil
+	return e.rewrite(ctx, "lake_optimize", "optimize", name, args, func(t compaction.Table, o compaction.Options) (compaction.Result, error) {
+		return compaction.Optimize(ctx, t, o)
+	})
 }
 
 // lakeZOrder is CALL lake_zorder('db.t', 'col1,col2' [, 'partition predicate']).
@@ -146,28 +131,37 @@ func (e *Engine) lakeZOrder(ctx *gms.Context, name, cols string, args ...string)
 	if len(args) > 1 {
 		return nil, mysql.NewSQLError(mysql.ERWrongArguments, "HY000", "lake_zorder takes a table, its columns and an optional partition predicate, got %d arguments", 2+len(args))
 	}
-	ct, t, err := e.maintained(ctx, "lake_zorder", name)
-	if err != nil {
-		return nil, err
-	}
-	o := compaction.Options{}
-	if len(args) == 1 && strings.TrimSpace(args[0]) != "" {
-		o.Predicate = args[0]
-		if o.Where, err = e.partitionPredicate(ctx, ct, "lake_zorder", args[0]); err != nil {
-			return nil, err
-		}
-	}
 	var list []string
 	for c := range strings.SplitSeq(cols, ",") {
 		if c = strings.Trim(strings.TrimSpace(c), "`"); c != "" {
 			list = append(list, c)
 		}
 	}
-	o.Job = e.startJob(ctx, "zorder", t.Name)
-	res, err := compaction.ZOrder(ctx, t, list, o)
+	return e.rewrite(ctx, "lake_zorder", "zorder", name, args, func(t compaction.Table, o compaction.Options) (compaction.Result, error) {
+		return compaction.ZOrder(ctx, t, list, o)
+	})
+}
+
+// rewrite runs an OPTIMIZE or ZORDER of table name (args: an optional partition predicate)
+// as a job and returns its result row.
+func (e *Engine) rewrite(ctx *gms.Context, op, kind, name string, args []string,
+	run func(compaction.Table, compaction.Options) (compaction.Result, error)) (gms.RowIter, error) {
+	ct, t, err := e.maintained(ctx, op, name)
+	if err != nil {
+		return nil, err
+	}
+	o := compaction.Options{}
+	if len(args) == 1 && strings.TrimSpace(args[0]) != "" {
+		o.Predicate = args[0]
+		if o.Where, err = e.partitionPredicate(ctx, ct, op, args[0]); err != nil {
+			return nil, err
+		}
+	}
+	o.Job = e.startJob(ctx, kind, t.Name)
+	res, err := run(t, o)
 	o.Job.End(err)
 	if err != nil {
-		return nil, maintenanceError(ct, "lake_zorder", err)
+		return nil, maintenanceError(ct, op, err)
 	}
 	return gms.RowsToRowIter(optimizeRow(res)), nil
 }

@@ -3,7 +3,6 @@ package storage
 import (
 	"container/list"
 	"context"
-	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -166,11 +165,7 @@ func (c *Cached) Open(ctx context.Context, key string) (ReaderAtCloser, int64, e
 	if !immutable(key) {
 		return c.Store.Open(ctx, key)
 	}
-	info, err := c.Stat(ctx, key)
-	if err != nil {
-		return nil, 0, err
-	}
-	return &cachedFile{c: c, ctx: context.WithoutCancel(ctx), key: key, size: info.Size}, info.Size, nil
+	return openByRanges(ctx, c, key)
 }
 
 // Stat of an immutable object is remembered (its size never changes), so opening a data
@@ -201,31 +196,6 @@ func (c *Cached) Stat(ctx context.Context, key string) (ObjectInfo, error) {
 
 // maxCachedStats bounds the remembered object sizes (~100 B each).
 const maxCachedStats = 100_000
-
-type cachedFile struct {
-	c    *Cached
-	ctx  context.Context
-	key  string
-	size int64
-}
-
-func (f *cachedFile) ReadAt(p []byte, off int64) (int, error) {
-	if off >= f.size {
-		return 0, io.EOF
-	}
-	n := min(int64(len(p)), f.size-off)
-	data, err := f.c.GetRange(f.ctx, f.key, off, n)
-	if err != nil {
-		return 0, err
-	}
-	k := copy(p, data)
-	if k < len(p) {
-		return k, io.EOF
-	}
-	return k, nil
-}
-
-func (f *cachedFile) Close() error { return nil }
 
 func (c *Cached) Put(ctx context.Context, key string, data []byte) error {
 	c.forget(key)

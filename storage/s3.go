@@ -174,41 +174,8 @@ func (s *S3) GetRange(ctx context.Context, k string, off, n int64) ([]byte, erro
 	return data, nil
 }
 
-// s3File reads an object by ranges; ReadAt is safe for concurrent use.
-type s3File struct {
-	s    *S3
-	ctx  context.Context
-	key  string
-	size int64
-}
-
-func (f *s3File) ReadAt(p []byte, off int64) (int, error) {
-	if off >= f.size {
-		return 0, io.EOF
-	}
-	n := int64(len(p))
-	if off+n > f.size {
-		n = f.size - off
-	}
-	data, err := f.s.GetRange(f.ctx, f.key, off, n)
-	if err != nil {
-		return 0, err
-	}
-	c := copy(p, data)
-	if c < len(p) {
-		return c, io.EOF
-	}
-	return c, nil
-}
-
-func (f *s3File) Close() error { return nil }
-
 func (s *S3) Open(ctx context.Context, k string) (ReaderAtCloser, int64, error) {
-	info, err := s.Stat(ctx, k)
-	if err != nil {
-		return nil, 0, err
-	}
-	return &s3File{s: s, ctx: context.WithoutCancel(ctx), key: k, size: info.Size}, info.Size, nil
+	return openByRanges(ctx, s, k)
 }
 
 func (s *S3) Put(ctx context.Context, k string, data []byte) error {

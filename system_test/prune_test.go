@@ -3,6 +3,7 @@ package system_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -23,7 +24,7 @@ func TestPruningOnNonKeyColumns(t *testing.T) {
 			vals = append(vals, fmt.Sprintf("(%d, %d, '2024-0%d-%02d', '2024-0%d-%02d 10:00:00', %d.25, %d.5, '%c%d', %v, '%c%d')",
 				k, 100*i+j, i+1, j+1, i+1, j+1, 10*i+j, k, 'a'+rune(i), j, j%2 == 0, 'a'+rune(i), j))
 		}
-		mustExec(t, c, "INSERT INTO t VALUES "+joinComma(vals))
+		mustExec(t, c, "INSERT INTO t VALUES "+strings.Join(vals, ", "))
 	}
 	cases := []struct {
 		where string
@@ -86,15 +87,4 @@ func TestPruningOnNonKeyColumns(t *testing.T) {
 		t.Fatalf("own insert under a pruned scan: %d (%v)", got, err)
 	}
 	mustExec(t, c, "ROLLBACK")
-}
-
-func joinComma(s []string) string {
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += ", "
-		}
-		out += x
-	}
-	return out
 }
