@@ -23,7 +23,7 @@ const keepFinished = 32
 // read concurrently by whoever reports progress.
 type Job struct {
 	ID      int64
-	Kind    string // optimize, zorder, vacuum, auto-compaction, checkpoint
+	Kind    string // optimize, zorder, vacuum, auto-compaction, checkpoint, copy, export, read_csv, …
 	Table   string
 	Started time.Time
 	// Conn is the MySQL connection that runs the job (0 for background jobs), so SHOW
@@ -32,6 +32,8 @@ type Job struct {
 
 	FilesDone, FilesTotal atomic.Int64
 	BytesDone, BytesTotal atomic.Int64
+	// RowsDone counts rows read or written by copies and exports.
+	RowsDone atomic.Int64
 
 	jobs *Jobs
 }
@@ -49,6 +51,7 @@ type JobStatus struct {
 	FilesTotal int64     `json:"files_total"`
 	BytesDone  int64     `json:"bytes_done"`
 	BytesTotal int64     `json:"bytes_total"`
+	RowsDone   int64     `json:"rows_done,omitempty"`
 	Error      string    `json:"error,omitempty"`
 }
 
@@ -110,7 +113,7 @@ func (job *Job) End(err error) {
 func (job *Job) status(state string) JobStatus {
 	return JobStatus{ID: job.ID, Conn: job.Conn, Kind: job.Kind, Table: job.Table, State: state, Started: job.Started,
 		FilesDone: job.FilesDone.Load(), FilesTotal: job.FilesTotal.Load(),
-		BytesDone: job.BytesDone.Load(), BytesTotal: job.BytesTotal.Load()}
+		BytesDone: job.BytesDone.Load(), BytesTotal: job.BytesTotal.Load(), RowsDone: job.RowsDone.Load()}
 }
 
 // List returns the running jobs (oldest first) followed by the recently finished ones.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/lakehoused/lakehoused/catalog"
 	"github.com/lakehoused/lakehoused/compaction"
+	"github.com/lakehoused/lakehoused/connector"
 	lakesql "github.com/lakehoused/lakehoused/sql"
 	"github.com/lakehoused/lakehoused/storage"
 	"github.com/lakehoused/lakehoused/txlog"
@@ -35,6 +36,11 @@ type Config struct {
 	// S3CacheBytes is the read cache in front of each S3 store. Default 256 MiB; negative
 	// disables it.
 	S3CacheBytes int64
+	// ImportDirs are the directories file:// URLs in read_csv, read_parquet, lake_export and
+	// friends may name. Default <DataDir>/import, created at start.
+	ImportDirs []string
+	// AllowPrivateHTTP lets http(s):// sources reach loopback and private addresses.
+	AllowPrivateHTTP bool
 	// MySQLAddr is the MySQL protocol listen address. Default "127.0.0.1:3307".
 	MySQLAddr string
 	// HTTPAddr serves /healthz. Default "127.0.0.1:8307"; "off" disables it.
@@ -52,6 +58,9 @@ type Config struct {
 func (c *Config) defaults() {
 	if c.DataDir == "" {
 		c.DataDir = "data"
+	}
+	if len(c.ImportDirs) == 0 {
+		c.ImportDirs = []string{filepath.Join(c.DataDir, "import")}
 	}
 	if c.MySQLAddr == "" {
 		c.MySQLAddr = "127.0.0.1:3307"
@@ -102,6 +111,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		wh = "file://" + abs
 	}
 	opener := storage.Opener{S3: cfg.S3, S3CacheBytes: max(cfg.S3CacheBytes, 0)}
+	resolver, err := newResolver(cfg)
+	if err != nil {
+		return nil, err
+	}
 	store, err := opener.Open(wh)
 	if err != nil {
 		return nil, fmt.Errorf("server: open warehouse %s: %w", wh, err)
@@ -121,7 +134,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	jobs := &compaction.Jobs{}
 	auto := compaction.NewAuto(committer, jobs, log)
 	auto.Name = func(l *txlog.Log) string { return tableName(cat, l) }
-	engine, err := lakesql.NewEngine(lakesql.Config{Catalog: cat, Committer: auto, OpenURL: opener.Open, Logger: log, Version: cfg.Version, Jobs: jobs})
+	engine, err := lakesql.NewEngine(lakesql.Config{Catalog: cat, Committer: auto, OpenURL: opener.Open, Logger: log,
+		Resolver: resolver, DataDir: cfg.DataDir, Version: cfg.Version, Jobs: jobs})
 	if err != nil {
 		return nil, err
 	}
@@ -159,6 +173,28 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}()
 	log.Info("lakehoused started", "mysql", my.Addr().String(), "http", s.HTTPAddr(), "warehouse", wh, "version", cfg.Version)
 	return s, nil
+}
+
+// newResolver makes the import directories absolute (creating the default one) so that
+// file:// URLs are checked against real paths.
+func newResolver(cfg Config) (*connector.Resolver, error) {
+	r := &connector.Resolver{S3: cfg.S3, AllowPrivateHTTP: cfg.AllowPrivateHTTP}
+	for i, d := range cfg.ImportDirs {
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			return nil, fmt.Errorf("server: import dir %s: %w", d, err)
+		}
+		if i == 0 && len(cfg.ImportDirs) == 1 {
+			if err := os.MkdirAll(abs, 0o755); err != nil {
+				return nil, fmt.Errorf("server: import dir %s: %w", abs, err)
+			}
+		}
+		if st, err := os.Stat(abs); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("server: import dir %s is not a directory", abs)
+		}
+		r.ImportDirs = append(r.ImportDirs, abs)
+	}
+	return r, nil
 }
 
 func (s *Server) routes() http.Handler {

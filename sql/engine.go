@@ -25,6 +25,7 @@ import (
 
 	"github.com/lakehoused/lakehoused/catalog"
 	"github.com/lakehoused/lakehoused/compaction"
+	"github.com/lakehoused/lakehoused/connector"
 	"github.com/lakehoused/lakehoused/storage"
 	"github.com/lakehoused/lakehoused/table"
 	"github.com/lakehoused/lakehoused/txlog"
@@ -39,6 +40,11 @@ type Config struct {
 	Logger  *slog.Logger
 	// Version is reported in @@version_comment and commitInfo.engineInfo.
 	Version string
+	// Resolver reads and writes the URLs of table functions and exports; default one that
+	// allows no file:// URLs.
+	Resolver *connector.Resolver
+	// DataDir holds node-local state: the connections file and its key.
+	DataDir string
 	// Jobs registers maintenance jobs (shared with auto-compaction); default a new one.
 	Jobs *compaction.Jobs
 }
@@ -66,6 +72,7 @@ type Engine struct {
 	filesScanned    atomic.Int64
 	commits         atomic.Int64
 	fastLoads       atomic.Int64 // LOAD DATA statements run by the columnar fast path (loaddata.go)
+	fastCopies      atomic.Int64 // INSERT … SELECT from a source function staged as Arrow (copyfast.go)
 }
 
 func (e *Engine) countScan(considered, read int) {
@@ -80,6 +87,7 @@ func (e *Engine) Metrics() map[string]int64 {
 		"lakehoused_scan_files_read_total":       e.filesScanned.Load(),
 		"lakehoused_commits_total":               e.commits.Load(),
 		"lakehoused_load_data_fast_total":        e.fastLoads.Load(),
+		"lakehoused_insert_select_fast_total":    e.fastCopies.Load(),
 	}
 }
 
@@ -89,6 +97,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 		cfg.Logger = slog.Default()
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, keys: map[*catalog.Table]*keyIndex{}, groups: map[*catalog.Table]*groupCommitter{}, counts: map[*catalog.Table]rowCount{}}
+	if e.cfg.Resolver == nil {
+		e.cfg.Resolver = &connector.Resolver{}
+	}
 	e.jobs = cfg.Jobs
 	if e.jobs == nil {
 		e.jobs = &compaction.Jobs{}

@@ -39,9 +39,16 @@ func (lb loadBuilder) Build(ctx *gms.Context, n gms.Node, row gms.Row) (gms.RowI
 		}
 		return nil, nil
 	}
+	if tc, ok := n.(*plan.TableCopier); ok {
+		fixSourceNullability(tc)
+		return nil, nil
+	}
 	ii, ok := n.(*plan.InsertInto)
 	if !ok {
 		return nil, nil
+	}
+	if c, ok := lb.e.prepareCopy(ii); ok {
+		return c, nil
 	}
 	ld, ok := loadDataSource(ii.Source)
 	if !ok {

@@ -39,6 +39,14 @@ func (p *progressList) Processes() []gms.Process {
 
 func progressText(j compaction.JobStatus) string {
 	const mib = 1 << 20
+	if j.FilesTotal == 0 && (j.RowsDone > 0 || j.BytesTotal > 0 || j.BytesDone > 0) {
+		// Copies and reads of external data: rows, and bytes of input when known.
+		s := fmt.Sprintf("/* %s progress: %d rows, %.1f MiB", j.Kind, j.RowsDone, float64(j.BytesDone)/mib)
+		if j.BytesTotal > 0 {
+			s += fmt.Sprintf(" of %.1f MiB (%.0f%%)", float64(j.BytesTotal)/mib, 100*float64(j.BytesDone)/float64(j.BytesTotal))
+		}
+		return s + " */"
+	}
 	return fmt.Sprintf("/* %s progress: %d/%d files, %.1f/%.1f MiB */", j.Kind, j.FilesDone, j.FilesTotal,
 		float64(j.BytesDone)/mib, float64(j.BytesTotal)/mib)
 }

@@ -30,7 +30,7 @@ func newProvider(e *Engine) *Provider {
 		reg.Register(d)
 	}
 	p.procs = &reg
-	for _, f := range tableFunctions(e) {
+	for _, f := range append(tableFunctions(e), sourceFunctions(e)...) {
 		p.funcs[strings.ToLower(f.Name())] = f
 	}
 	return p

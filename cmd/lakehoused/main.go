@@ -60,7 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 type serveOptions struct {
 	dataDir, warehouse, mysqlAddr, httpAddr, logLevel string
 	s3Endpoint, s3Region                              string
-	s3VirtualHost                                     bool
+	s3VirtualHost, allowPrivateHTTP                   bool
+	importDirs                                        stringList
 	s3CacheMB                                         int64
 	grace                                             time.Duration
 }
@@ -84,6 +85,8 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
 	str(&o.s3Region, "s3-region", "AWS_REGION", "", "S3 region")
 	fs.BoolVar(&o.s3VirtualHost, "s3-virtual-host", false, "address S3 buckets as bucket.host (AWS style) instead of host/bucket")
 	fs.Int64Var(&o.s3CacheMB, "s3-cache-mb", 256, "memory read cache for S3 data files, commits and checkpoints, in MiB (0 disables it)")
+	fs.Var(&o.importDirs, "import-dir", "directory that file:// URLs of read_csv, read_parquet, lake_export… may name; repeat for several (default <data-dir>/import)")
+	fs.BoolVar(&o.allowPrivateHTTP, "allow-private-http", false, "let http(s):// sources reach loopback, private and link-local addresses")
 	str(&o.mysqlAddr, "mysql-addr", "LAKEHOUSED_MYSQL_ADDR", "127.0.0.1:3307",
 		"host:port of the MySQL protocol listener")
 	str(&o.httpAddr, "http-addr", "LAKEHOUSED_HTTP_ADDR", "127.0.0.1:8307",
@@ -97,6 +100,12 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
 	}
 	return fs, o
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 // cacheBytes turns --s3-cache-mb into server.Config's S3CacheBytes (negative disables).
 func cacheBytes(mb int64) int64 {
@@ -128,6 +137,7 @@ func serve(args []string, stderr io.Writer) int {
 		DataDir: o.dataDir, Warehouse: o.warehouse, MySQLAddr: o.mysqlAddr, HTTPAddr: o.httpAddr,
 		S3:            storage.S3Config{Endpoint: o.s3Endpoint, Region: o.s3Region, VirtualHost: o.s3VirtualHost},
 		S3CacheBytes:  cacheBytes(o.s3CacheMB),
+		ImportDirs:    o.importDirs, AllowPrivateHTTP: o.allowPrivateHTTP,
 		ShutdownGrace: o.grace, Version: version, Logger: log,
 	})
 	if err != nil {
