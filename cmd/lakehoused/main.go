@@ -135,9 +135,9 @@ func serve(args []string, stderr io.Writer) int {
 	defer stop()
 	srv, err := server.Start(ctx, server.Config{
 		DataDir: o.dataDir, Warehouse: o.warehouse, MySQLAddr: o.mysqlAddr, HTTPAddr: o.httpAddr,
-		S3:            storage.S3Config{Endpoint: o.s3Endpoint, Region: o.s3Region, VirtualHost: o.s3VirtualHost},
-		S3CacheBytes:  cacheBytes(o.s3CacheMB),
-		ImportDirs:    o.importDirs, AllowPrivateHTTP: o.allowPrivateHTTP,
+		S3:           storage.S3Config{Endpoint: o.s3Endpoint, Region: o.s3Region, VirtualHost: o.s3VirtualHost},
+		S3CacheBytes: cacheBytes(o.s3CacheMB),
+		ImportDirs:   o.importDirs, AllowPrivateHTTP: o.allowPrivateHTTP,
 		ShutdownGrace: o.grace, Version: version, Logger: log,
 	})
 	if err != nil {
