@@ -302,7 +302,7 @@ func (c *copyIter) run(ctx *gms.Context) (int64, error) {
 		return 0, err
 	}
 	defer src.Close()
-	job := c.e.jobs.Start("insert from "+c.sf.name, c.t.db.name+"."+c.t.Name(), ctx.ID())
+	job := c.e.jobs.Start("insert from "+c.sf.name, c.t.db.name+"."+c.t.Name(), ctx.Session.ID())
 	w.begin()
 	n, err := c.e.stageSource(ctx, c.t, w, src, c.cols, job)
 	if err == nil {

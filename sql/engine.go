@@ -72,7 +72,8 @@ type Engine struct {
 	filesScanned    atomic.Int64
 	commits         atomic.Int64
 	fastLoads       atomic.Int64 // LOAD DATA statements run by the columnar fast path (loaddata.go)
-	fastCopies      atomic.Int64 // INSERT … SELECT from a source function staged as Arrow (copyfast.go)
+	connState
+	fastCopies atomic.Int64 // INSERT … SELECT from a source function staged as Arrow (copyfast.go)
 }
 
 func (e *Engine) countScan(considered, read int) {
@@ -133,7 +134,7 @@ func (e *Engine) Close() error { return e.sqle.Close() }
 // transaction read; insert-only writes go through group commit. A failure removes the files
 // it wrote, so nothing is left referenced.
 func (e *Engine) commitTable(ctx *gms.Context, w *tableWrites) error {
-	if !w.truncated && len(w.deletes) == 0 {
+	if !w.truncated && len(w.deletes) == 0 && w.props == nil {
 		return e.groupCommit(ctx, w)
 	}
 	// Deleted rows are identified by their values, not by file, so when the only commits
@@ -255,7 +256,19 @@ func (e *Engine) commitRewrite(ctx *gms.Context, w *tableWrites) error {
 		}
 	}
 
-	// This path always deletes (or truncates), so the commit is never a blind append.
+	if w.props != nil {
+		md := snap.Metadata
+		md.Configuration = make(map[string]string, len(snap.Metadata.Configuration)+len(w.props))
+		for k, v := range snap.Metadata.Configuration {
+			md.Configuration[k] = v
+		}
+		for k, v := range w.props {
+			md.Configuration[k] = v
+		}
+		actions = append(actions, txlog.Action{MetaData: &md})
+	}
+	// This path always deletes, truncates or changes properties, so the commit is never a
+	// blind append.
 	blind := false
 	op := w.operation()
 	params := map[string]any{}

@@ -115,6 +115,10 @@ func tableFunctions(e *Engine) []gms.TableFunction {
 			{Name: "min_values", Type: types.JSON, Nullable: true}, {Name: "max_values", Type: types.JSON, Nullable: true},
 			{Name: "null_count", Type: types.JSON, Nullable: true}, {Name: "modification_time", Type: types.DatetimeMaxPrecision},
 		}},
+		&tableFunc{engine: e, name: "lake_connections", minArg: 0, maxArg: 0, run: lakeConnections, schema: gms.Schema{
+			{Name: "name", Type: types.LongText}, {Name: "kind", Type: types.LongText},
+			{Name: "url", Type: types.LongText}, {Name: "created", Type: types.DatetimeMaxPrecision},
+		}},
 		&tableFunc{engine: e, name: "lake_properties", minArg: 1, maxArg: 1, run: lakeProperties, schema: gms.Schema{
 			{Name: "key", Type: types.LongText}, {Name: "value", Type: types.LongText}, {Name: "source", Type: types.LongText},
 		}},

@@ -20,6 +20,9 @@ type progressList struct {
 
 func (p *progressList) Processes() []gms.Process {
 	procs := p.ProcessList.Processes()
+	for i := range procs {
+		procs[i].Query = redactQuery(procs[i].Query)
+	}
 	running := map[uint32]compaction.JobStatus{}
 	for _, j := range p.jobs.List() {
 		if j.State == "running" && j.Conn != 0 {

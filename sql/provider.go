@@ -2,6 +2,7 @@ package sql
 
 import (
 	"errors"
+	"slices"
 	"strings"
 
 	gms "github.com/dolthub/go-mysql-server/sql"
@@ -26,11 +27,11 @@ var (
 func newProvider(e *Engine) *Provider {
 	p := &Provider{engine: e, funcs: map[string]gms.TableFunction{}}
 	reg := gms.NewExternalStoredProcedureRegistry()
-	for _, d := range append(procedures(e), maintenanceProcedures(e)...) {
+	for _, d := range slices.Concat(procedures(e), maintenanceProcedures(e), copyProcedures(e), connectionProcedures(e)) {
 		reg.Register(d)
 	}
 	p.procs = &reg
-	for _, f := range append(tableFunctions(e), sourceFunctions(e)...) {
+	for _, f := range slices.Concat(tableFunctions(e), sourceFunctions(e), fileSourceFunctions(e)) {
 		p.funcs[strings.ToLower(f.Name())] = f
 	}
 	return p

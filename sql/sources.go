@@ -134,7 +134,7 @@ func (f *sourceFunc) RowIter(ctx *gms.Context, _ gms.Row) (gms.RowIter, error) {
 	if err != nil {
 		return nil, err
 	}
-	it := &sourceIter{f: f, src: src, job: f.engine.jobs.Start(f.name, "", ctx.ID())}
+	it := &sourceIter{f: f, src: src, job: f.engine.jobs.Start(f.name, "", ctx.Session.ID())}
 	it.readers = make([]valueReader, len(f.schema))
 	for i, c := range f.schema {
 		it.readers[i] = readerFor(src.Schema().Field(i).Type, c.Type)

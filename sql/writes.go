@@ -47,6 +47,9 @@ type tableWrites struct {
 	delRows   []gms.Row       // the snapshot rows deleted, to find the files holding them
 	truncated bool            // all snapshot rows are deleted
 	ops       map[string]bool // insert, delete, update, truncate
+	// props are table properties set in the same commit as the rows (lake_copy's
+	// high-water marks), so a copy and its mark land together or not at all.
+	props map[string]string
 
 	stmt *stmtWrites
 }

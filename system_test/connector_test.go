@@ -1,0 +1,313 @@
+package system_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lakehoused/lakehoused/internal/s3test"
+	"github.com/lakehoused/lakehoused/server"
+	"github.com/lakehoused/lakehoused/storage"
+)
+
+// External data through SQL: file, HTTP and S3 sources, MariaDB and PostgreSQL queries,
+// lake_copy and lake_export, against real servers (the machine's MariaDB and PostgreSQL,
+// a versitygw gateway, an HTTP server of the test's own).
+
+// queryRows runs q and renders its rows as tab-separated lines.
+func queryRows(t *testing.T, c interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, q string) []string {
+	t.Helper()
+	rows, err := c.QueryContext(context.Background(), q)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	res, err := scanResult(rows)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return res.lines()
+}
+
+func expectRows(t *testing.T, c interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, q string, want ...string) {
+	t.Helper()
+	got := queryRows(t, c, q)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("%s:\n got: %q\nwant: %q", q, got, want)
+	}
+}
+
+func expectErr(t *testing.T, c interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, q string, code uint16, contains string) {
+	t.Helper()
+	_, err := c.ExecContext(context.Background(), q)
+	if err == nil {
+		t.Fatalf("%s: succeeded, want error %d", q, code)
+	}
+	if errCode(err) != code || !strings.Contains(err.Error(), contains) {
+		t.Fatalf("%s: got %v, want error %d containing %q", q, err, code, contains)
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFileSources(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	n := startNodeWith(t, dir, func(c *server.Config) { c.ImportDirs = []string{dir} })
+	imp := filepath.Join(n.dir, "import")
+	c := n.conn("")
+	mustExec(t, c, "CREATE DATABASE d")
+	mustExec(t, c, "USE d")
+	writeFile(t, filepath.Join(imp, "people.csv"), "\ufeffid,name,born,score\n1,Ada,1815-12-10,9.5\n2,\"Grace \"\"Amazing\"\" Hopper\",1906-12-09,\n3,\"Linus,\nthe second\",1969-12-28,7.25\n")
+	expectRows(t, c, "SELECT id, name, born, score FROM read_csv('file://"+imp+"/people.csv') ORDER BY id",
+		"1\tAda\t1815-12-10\t9.5", "2\tGrace \"Amazing\" Hopper\t1906-12-09\tNULL", "3\tLinus,\nthe second\t1969-12-28\t7.25")
+	// Wherever a table is: joins, CTAS, INSERT … SELECT.
+	mustExec(t, c, "CREATE TABLE scores (id BIGINT PRIMARY KEY, bonus INT)")
+	mustExec(t, c, "INSERT INTO scores VALUES (1, 10), (3, 30)")
+	expectRows(t, c, "SELECT p.name, s.bonus FROM read_csv('file://"+imp+"/people.csv') AS p JOIN scores s ON s.id = p.id ORDER BY p.id",
+		"Ada\t10", "Linus,\nthe second\t30")
+	before := n.metric(t, "lakehoused_insert_select_fast_total")
+	mustExec(t, c, "CREATE TABLE people AS SELECT * FROM read_csv('file://"+imp+"/people.csv')")
+	expectRows(t, c, "SELECT COUNT(*), SUM(score) FROM people", "3\t16.75")
+	if after := n.metric(t, "lakehoused_insert_select_fast_total"); after != before+1 {
+		t.Fatalf("CREATE TABLE … AS SELECT * FROM read_csv did not take the Arrow fast path (%d → %d)", before, after)
+	}
+	mustExec(t, c, "INSERT INTO people SELECT * FROM read_csv('file://"+imp+"/people.csv') WHERE id = 1")
+	expectRows(t, c, "SELECT COUNT(*) FROM people WHERE id = 1", "2")
+
+	// Typed columns, options, errors naming line and column.
+	writeFile(t, filepath.Join(imp, "semi.csv"), "a;b\n1;x\n2;NA\nbad;z\n")
+	expectRows(t, c, "SELECT * FROM read_csv('file://"+imp+"/semi.csv', 'delimiter=;, null=NA, columns=a VARCHAR(5),b VARCHAR(3)')",
+		"a\tb", "1\tx", "2\tNULL", "bad\tz")
+	expectErr(t, c, "SELECT * FROM read_csv('file://"+imp+"/semi.csv', 'delimiter=;, header=true, columns=a BIGINT,b TEXT')", 1105, "line 4")
+	expectRows(t, c, "SELECT a, b FROM read_csv('file://"+imp+"/semi.csv', 'delimiter=;, header=true, on_error=null, columns=a BIGINT,b TEXT')",
+		"1\tx", "2\tNA", "NULL\tz")
+	writeFile(t, filepath.Join(imp, "ragged.csv"), "a,b\n1,2\n3\n")
+	expectErr(t, c, "SELECT * FROM read_csv('file://"+imp+"/ragged.csv')", 1105, "line 3")
+
+	// JSON lines and arrays; Parquet through an export; globs.
+	writeFile(t, filepath.Join(imp, "j/1.jsonl"), "{\"id\": 1, \"tags\": [\"a\"], \"name\": \"é\"}\n{\"id\": 2, \"name\": null}\n")
+	writeFile(t, filepath.Join(imp, "j/2.json"), "[{\"id\": 3, \"tags\": {\"k\": 1}, \"name\": \"🦆\"}]")
+	expectRows(t, c, "SELECT id, name, tags FROM read_json('file://"+imp+"/j/1.jsonl') ORDER BY id", "1\té\t[\"a\"]", "2\tNULL\tNULL")
+	expectRows(t, c, "SELECT id, name FROM read_json('file://"+imp+"/j/2.json')", "3\t🦆")
+	mustExec(t, c, "CALL lake_export('SELECT * FROM people ORDER BY id', 'file://"+imp+"/out/people.parquet', 'parquet')")
+	expectRows(t, c, "SELECT COUNT(*), SUM(score) FROM read_parquet('file://"+imp+"/out/*.parquet')", "4\t26.25")
+	mustExec(t, c, "CALL lake_export('SELECT id, name FROM people WHERE id < 3 ORDER BY id', 'file://"+imp+"/out/p.csv', 'csv')")
+	data, err := os.ReadFile(filepath.Join(imp, "out/p.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "id,name\n1,Ada\n1,Ada\n2,\"Grace \"\"Amazing\"\" Hopper\"\n"; string(data) != want {
+		t.Fatalf("exported CSV:\n%s\nwant:\n%s", data, want)
+	}
+	mustExec(t, c, "CALL lake_export('SELECT id, name FROM people WHERE id = 2', 'file://"+imp+"/out/p.json', 'json')")
+	expectRows(t, c, "SELECT id, name FROM read_json('file://"+imp+"/out/p.json')", "2\tGrace \"Amazing\" Hopper")
+
+	// read_delta reads a table's folder without attaching it, at a version too.
+	expectRows(t, c, "SELECT COUNT(*) FROM read_delta('file://"+n.dir+"/d/people')", "4")
+	expectRows(t, c, "SELECT COUNT(*) FROM read_delta('file://"+n.dir+"/d/people', 1)", "3")
+}
+
+func TestImportConfinement(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, "")
+	imp := filepath.Join(n.dir, "import")
+	outside := t.TempDir()
+	writeFile(t, filepath.Join(outside, "secret.csv"), "a\n1\n")
+	if err := os.Symlink(filepath.Join(outside, "secret.csv"), filepath.Join(imp, "link.csv")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(imp, "dirlink")); err != nil {
+		t.Fatal(err)
+	}
+	c := n.conn("")
+	mustExec(t, c, "CREATE DATABASE d")
+	mustExec(t, c, "USE d")
+	for _, u := range []string{
+		"file://" + outside + "/secret.csv",
+		"file://" + imp + "/../" + filepath.Base(n.dir) + "/import/x.csv",
+		"file://" + imp + "/link.csv",
+		"file://" + imp + "/dirlink/*.csv",
+		"/etc/passwd",
+	} {
+		expectErr(t, c, "SELECT * FROM read_csv('"+u+"')", 1290, "not allowed")
+	}
+	expectErr(t, c, "CALL lake_export('SELECT 1', 'file://"+outside+"/x.csv', 'csv')", 1290, "--import-dir")
+	// Private addresses over HTTP are refused unless the server allows them.
+	srv := httptest.NewServer(http.FileServer(http.Dir(imp)))
+	defer srv.Close()
+	writeFile(t, filepath.Join(imp, "h.csv"), "a\n1\n")
+	expectErr(t, c, "SELECT * FROM read_csv('"+srv.URL+"/h.csv')", 1290, "private")
+	// The connection is still usable.
+	expectRows(t, c, "SELECT 1", "1")
+}
+
+
+func TestHTTPAndS3Sources(t *testing.T) {
+	t.Parallel()
+	g := s3test.Start(t)
+	s3cfg := storage.S3Config{Endpoint: g.Endpoint, AccessKey: g.AccessKey, SecretKey: g.SecretKey, Region: "us-east-1"}
+	n := startNodeWith(t, "", func(c *server.Config) {
+		c.AllowPrivateHTTP = true
+		c.S3 = s3cfg
+	})
+	imp := filepath.Join(n.dir, "import")
+	writeFile(t, filepath.Join(imp, "h.csv"), "id,v\n1,a\n2,b\n")
+	var served atomic.Int64
+	fs := http.FileServer(http.Dir(imp))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		fs.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	c := n.conn("")
+	mustExec(t, c, "CREATE DATABASE d")
+	mustExec(t, c, "USE d")
+	expectRows(t, c, "SELECT * FROM read_csv('"+srv.URL+"/h.csv') ORDER BY id", "1\ta", "2\tb")
+	expectErr(t, c, "SELECT * FROM read_csv('"+srv.URL+"/missing.csv')", 1105, "404")
+	if served.Load() == 0 {
+		t.Fatal("the HTTP server was never asked")
+	}
+	// Exports to S3, read back with a glob; Parquet over HTTP needs byte ranges.
+	mustExec(t, c, "CREATE TABLE t (id BIGINT, s VARCHAR(20), d DATE)")
+	mustExec(t, c, "INSERT INTO t VALUES (1, 'x', '2024-01-02'), (2, NULL, NULL), (3, 'ünï', '1999-12-31')")
+	mustExec(t, c, "CALL lake_export('SELECT * FROM t WHERE id < 3', 's3://"+g.Bucket+"/ex/a.parquet', 'parquet')")
+	mustExec(t, c, "CALL lake_export('SELECT * FROM t WHERE id = 3', 's3://"+g.Bucket+"/ex/sub/b.parquet', 'parquet')")
+	expectRows(t, c, "SELECT id, s, d FROM read_parquet('s3://"+g.Bucket+"/ex/**/*.parquet') ORDER BY id",
+		"1\tx\t2024-01-02", "2\tNULL\tNULL", "3\tünï\t1999-12-31")
+	expectRows(t, c, "SELECT COUNT(*) FROM read_parquet('s3://"+g.Bucket+"/ex/*.parquet')", "2")
+	expectErr(t, c, "SELECT * FROM read_parquet('s3://"+g.Bucket+"/nothing/*.parquet')", 1105, "no objects match")
+	mustExec(t, c, "CALL lake_export('SELECT * FROM t ORDER BY id', 'file://"+imp+"/t.parquet', 'parquet')")
+	expectRows(t, c, "SELECT COUNT(*) FROM read_parquet('"+srv.URL+"/t.parquet')", "3")
+}
+
+// The machine's MariaDB and PostgreSQL (started by .ci/run when they are not running).
+const (
+	mariaURL = "mysql://root@127.0.0.1:3306/"
+	pgURL    = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+)
+
+func externalMariaDB(t *testing.T) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("mysql", "root@tcp(127.0.0.1:3306)/?multiStatements=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Ping(); err != nil {
+		t.Fatalf("MariaDB at 127.0.0.1:3306 (root, no password) is not reachable: %v; .ci/run starts it", err)
+	}
+	return db
+}
+
+func TestDatabaseSourcesAndCopy(t *testing.T) {
+	t.Parallel()
+	maria := externalMariaDB(t)
+	schema := fmt.Sprintf("lkd_sys_%d", time.Now().UnixNano())
+	mustExec(t, maria, "CREATE DATABASE "+schema)
+	t.Cleanup(func() { maria.Exec("DROP DATABASE " + schema) })
+	mustExec(t, maria, "CREATE TABLE "+schema+".src (id INT PRIMARY KEY, name VARCHAR(20), price DECIMAL(10,2), updated DATETIME, note TEXT)")
+	mustExec(t, maria, "INSERT INTO "+schema+".src VALUES (1, 'a', 1.50, '2024-01-01 00:00:00', 'ü'), (2, 'b', NULL, '2024-01-02 00:00:00', NULL), (3, 'c', 3.00, '2024-01-03 00:00:00', '🦆')")
+
+	n := startNode(t, "")
+	c := n.conn("")
+	mustExec(t, c, "CREATE DATABASE d")
+	mustExec(t, c, "USE d")
+	src := "mysql_query(''" + mariaURL + schema + "'', ''SELECT * FROM src'')"
+	expectRows(t, c, "SELECT id, name, price, updated, note FROM mysql_query('"+mariaURL+schema+"', 'SELECT * FROM src') ORDER BY id",
+		"1\ta\t1.50\t2024-01-01 00:00:00\tü", "2\tb\tNULL\t2024-01-02 00:00:00\tNULL", "3\tc\t3.00\t2024-01-03 00:00:00\t🦆")
+
+	// lake_copy creates the target and copies; append, overwrite, merge.
+	rows := queryRows(t, c, "CALL lake_copy('SELECT * FROM "+src+"', 'd.copied', 'append')")
+	if len(rows) != 1 || !strings.HasPrefix(rows[0], "3\t3\t") {
+		t.Fatalf("lake_copy append: %q", rows)
+	}
+	expectRows(t, c, "SELECT COUNT(*), SUM(price) FROM copied", "3\t4.50")
+	mustExec(t, c, "CALL lake_copy('SELECT * FROM "+src+"', 'd.copied', 'append')")
+	expectRows(t, c, "SELECT COUNT(*) FROM copied", "6")
+	mustExec(t, c, "CALL lake_copy('SELECT * FROM "+src+"', 'd.copied', 'overwrite')")
+	expectRows(t, c, "SELECT COUNT(*) FROM copied", "3")
+	mustExec(t, c, "CALL lake_copy('SELECT * FROM "+src+"', 'd.merged', 'merge:id')")
+	mustExec(t, maria, "UPDATE "+schema+".src SET name = 'B', updated = '2024-02-01 00:00:00' WHERE id = 2")
+	mustExec(t, maria, "INSERT INTO "+schema+".src VALUES (4, 'd', 4.00, '2024-02-02 00:00:00', NULL)")
+	mustExec(t, c, "CALL lake_copy('SELECT * FROM "+src+"', 'd.merged', 'merge:id')")
+	expectRows(t, c, "SELECT id, name FROM merged ORDER BY id", "1\ta", "2\tB", "3\tc", "4\td")
+
+	// Incremental: only rows newer than the mark move, and the mark lands with the rows.
+	inc := "CALL lake_copy('SELECT * FROM " + src + "', 'd.inc', 'append', 'incremental_column=updated')"
+	if rows := queryRows(t, c, inc); len(rows) != 1 || !strings.HasPrefix(rows[0], "4\t4\t") {
+		t.Fatalf("first incremental lake_copy: %q", rows)
+	}
+	expectRows(t, c, "SELECT COUNT(*) FROM inc", "4")
+	mustExec(t, maria, "INSERT INTO "+schema+".src VALUES (5, 'e', 5.00, '2024-03-01 00:00:00', NULL)")
+	rows = queryRows(t, c, inc)
+	if len(rows) != 1 || !strings.HasPrefix(rows[0], "1\t1\t") {
+		t.Fatalf("incremental lake_copy after one new row: %q", rows)
+	}
+	expectRows(t, c, "SELECT id FROM inc ORDER BY id", "1", "2", "3", "4", "5")
+	expectRows(t, c, "SELECT COUNT(*) FROM lake_properties('d.inc') WHERE `key` LIKE 'lakehoused.copy.hwm.%' AND value = '''2024-03-01 00:00:00'''", "1")
+
+	// Named connections keep the password encrypted and never show it.
+	mustExec(t, c, "CALL lake_connection_create('maria', 'mysql', 'mysql://root:@127.0.0.1:3306/"+schema+"')")
+	expectRows(t, c, "SELECT COUNT(*) FROM mysql_query('maria', 'SELECT * FROM src')", "5")
+	mustExec(t, c, "CALL lake_connection_create('pw', 'mysql', 'mysql://someone:s3cret@127.0.0.1:3306/x')")
+	for _, r := range queryRows(t, c, "SELECT name, kind, url FROM lake_connections()") {
+		if strings.Contains(r, "s3cret") {
+			t.Fatalf("lake_connections shows a password: %q", r)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(n.dir, "connections.json"))
+	if err != nil || strings.Contains(string(raw), "s3cret") {
+		t.Fatalf("connections file holds the password in clear (or is missing: %v)", err)
+	}
+	expectErr(t, c, "SELECT * FROM mysql_query('pw', 'SELECT 1')", 1105, "someone")
+	expectErr(t, c, "CALL lake_connection_create('pw', 'mysql', 'mysql://a@b/c')", 1210, "already exists")
+	expectErr(t, c, "SELECT * FROM postgres_query('maria', 'SELECT 1')", 1210, "mysql connection")
+	mustExec(t, c, "CALL lake_connection_drop('pw')")
+	expectErr(t, c, "SELECT * FROM mysql_query('pw', 'SELECT 1')", 1105, "does not exist")
+	start := time.Now()
+	expectErr(t, c, "SELECT * FROM mysql_query('mysql://root@127.0.0.1:1/x', 'SELECT 1')", 1105, "127.0.0.1:1")
+	if d := time.Since(start); d > 15*time.Second {
+		t.Fatalf("an unreachable server took %v to fail", d)
+	}
+
+	// PostgreSQL.
+	expectRows(t, c, "SELECT n, s FROM postgres_query('"+pgURL+"', 'SELECT g AS n, ''v'' || g AS s FROM generate_series(1, 3) g') ORDER BY n",
+		"1\tv1", "2\tv2", "3\tv3")
+	mustExec(t, c, "CREATE TABLE pg AS SELECT * FROM postgres_query('"+pgURL+"', 'SELECT g::bigint AS n, now()::date AS d FROM generate_series(1, 1000) g')")
+	expectRows(t, c, "SELECT COUNT(*), SUM(n) FROM pg", "1000\t500500")
+}
+
+// lines renders rows as tab-separated values.
+func (r *result) lines() []string {
+	out := make([]string, len(r.rows))
+	for i, row := range r.rows {
+		parts := make([]string, len(row))
+		for j, v := range row {
+			parts[j] = fmtVal(v)
+		}
+		out[i] = strings.Join(parts, "\t")
+	}
+	return out
+}
