@@ -210,12 +210,13 @@ func (s *dbStream) release() {
 func uniqueFieldNames(fields []txlog.StructField) {
 	seen := map[string]bool{}
 	for i := range fields {
-		name := fields[i].Name
-		if name == "" {
-			name = fmt.Sprintf("col%d", i+1)
+		base := fields[i].Name
+		if base == "" {
+			base = fmt.Sprintf("col%d", i+1)
 		}
+		name := base
 		for k := 2; seen[strings.ToLower(name)]; k++ {
-			name = fmt.Sprintf("%s_%d", fields[i].Name, k)
+			name = fmt.Sprintf("%s_%d", base, k)
 		}
 		seen[strings.ToLower(name)] = true
 		fields[i].Name = name
