@@ -41,6 +41,9 @@ type Config struct {
 	ImportDirs []string
 	// AllowPrivateHTTP lets http(s):// sources reach loopback and private addresses.
 	AllowPrivateHTTP bool
+	// S3DiskCacheBytes is the disk tier of the S3 read cache, in <DataDir>/s3cache; 0 (the
+	// default) disables it.
+	S3DiskCacheBytes int64
 	// MySQLAddr is the MySQL protocol listen address. Default "127.0.0.1:3307".
 	MySQLAddr string
 	// HTTPAddr serves /healthz. Default "127.0.0.1:8307"; "off" disables it.
@@ -111,6 +114,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		wh = "file://" + abs
 	}
 	opener := storage.Opener{S3: cfg.S3, S3CacheBytes: max(cfg.S3CacheBytes, 0)}
+	if cfg.S3DiskCacheBytes > 0 {
+		disk, err := storage.OpenDiskCache(filepath.Join(cfg.DataDir, "s3cache"), cfg.S3DiskCacheBytes)
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		opener.S3Disk = disk
+	}
 	resolver, err := newResolver(cfg)
 	if err != nil {
 		return nil, err
@@ -210,6 +220,11 @@ func (s *Server) routes() http.Handler {
 			hits, misses, bytes := c.Stats()
 			m["lakehoused_s3_cache_hits_total"], m["lakehoused_s3_cache_misses_total"] = hits, misses
 			m["lakehoused_s3_cache_bytes"] = bytes
+			if d := c.Disk(); d != nil {
+				hits, misses, bytes := d.Stats()
+				m["lakehoused_s3_disk_cache_hits_total"], m["lakehoused_s3_disk_cache_misses_total"] = hits, misses
+				m["lakehoused_s3_disk_cache_bytes"] = bytes
+			}
 		}
 		names := make([]string, 0, len(m))
 		for k := range m {

@@ -18,6 +18,7 @@ import (
 type Cached struct {
 	Store
 	budget int64
+	disk   *DiskCache // second tier; nil = memory only
 
 	mu      sync.Mutex
 	stats   map[string]ObjectInfo
@@ -41,11 +42,20 @@ type cacheEntry struct {
 
 // NewCached wraps s with a cache of at most budget bytes; budget <= 0 returns s unwrapped.
 func NewCached(s Store, budget int64) Store {
-	if budget <= 0 {
+	return NewTieredCache(s, budget, nil)
+}
+
+// NewTieredCache wraps s with a memory cache of budget bytes in front of disk (which may be
+// nil, and may be shared by several stores). It returns s unwrapped when there is neither.
+func NewTieredCache(s Store, budget int64, disk *DiskCache) Store {
+	if budget <= 0 && disk == nil {
 		return s
 	}
-	return &Cached{Store: s, budget: budget, stats: map[string]ObjectInfo{}, entries: map[cacheKey]*list.Element{}, byKey: map[string][]cacheKey{}, lru: list.New()}
+	return &Cached{Store: s, budget: max(budget, 0), disk: disk, stats: map[string]ObjectInfo{}, entries: map[cacheKey]*list.Element{}, byKey: map[string][]cacheKey{}, lru: list.New()}
 }
+
+// Disk returns the disk tier, or nil.
+func (c *Cached) Disk() *DiskCache { return c.disk }
 
 // immutable reports keys whose content never changes once written.
 func immutable(key string) bool {
@@ -69,17 +79,33 @@ func (c *Cached) Stats() (hits, misses, bytes int64) {
 
 func (c *Cached) lookup(k cacheKey) ([]byte, bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if el, ok := c.entries[k]; ok {
 		c.lru.MoveToFront(el)
 		c.hits.Add(1)
+		c.mu.Unlock()
 		return el.Value.(*cacheEntry).data, true
 	}
 	c.misses.Add(1)
+	c.mu.Unlock()
+	if c.disk != nil {
+		if data, ok := c.disk.get(c.Store.URL(), k); ok {
+			c.keep(k, data)
+			return data, true
+		}
+	}
 	return nil, false
 }
 
+// remember caches data read from the store in both tiers.
 func (c *Cached) remember(k cacheKey, data []byte) {
+	if c.disk != nil {
+		c.disk.put(c.Store.URL(), k, data)
+	}
+	c.keep(k, data)
+}
+
+// keep puts data in the memory tier.
+func (c *Cached) keep(k cacheKey, data []byte) {
 	if int64(len(data)) > c.budget/8 {
 		return // one object must not flush the cache
 	}

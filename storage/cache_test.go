@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -100,5 +102,70 @@ func TestCachedStaysWithinBudget(t *testing.T) {
 	}
 	if NewCached(NewMem("t"), 0) == nil {
 		t.Fatal("a zero budget must return the store itself")
+	}
+}
+
+func TestDiskCacheTier(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	under := &countingStore{Store: NewMem("t")}
+	data := make([]byte, 1000)
+	for i := range data {
+		data[i] = byte(i)
+	}
+	if err := under.Put(ctx, "a.parquet", data); err != nil {
+		t.Fatal(err)
+	}
+	disk, err := OpenDiskCache(dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A memory tier too small to hold anything: every repeat must come from disk.
+	c := NewTieredCache(under, 16, disk).(*Cached)
+	for i := 0; i < 3; i++ {
+		got, err := c.GetRange(ctx, "a.parquet", 100, 200)
+		if err != nil || string(got) != string(data[100:300]) {
+			t.Fatalf("range %d: %v", i, err)
+		}
+	}
+	if under.ranges != 1 {
+		t.Fatalf("the store was read %d times, want 1", under.ranges)
+	}
+	if hits, _, bytes := disk.Stats(); hits != 2 || bytes != 204 {
+		t.Fatalf("disk tier: %d hits, %d bytes; want 2 hits, 204 bytes", hits, bytes)
+	}
+	// A restart finds the files again.
+	disk2, err := OpenDiskCache(dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2 := NewTieredCache(under, 0, disk2).(*Cached)
+	if got, err := c2.GetRange(ctx, "a.parquet", 100, 200); err != nil || string(got) != string(data[100:300]) || under.ranges != 1 {
+		t.Fatalf("after a restart: %v, store reads %d", err, under.ranges)
+	}
+	// A torn file fails its checksum and is read from the store again.
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Fatalf("%d cache files, want 1", len(ents))
+	}
+	if err := os.WriteFile(filepath.Join(dir, ents[0].Name()), []byte("torn"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c2.GetRange(ctx, "a.parquet", 100, 200); err != nil || string(got) != string(data[100:300]) || under.ranges != 2 {
+		t.Fatalf("after a torn file: %v, store reads %d", err, under.ranges)
+	}
+	// The budget bounds the directory, least recently used out first.
+	small, err := OpenDiskCache(t.TempDir(), 8*204)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c3 := NewTieredCache(under, 0, small).(*Cached)
+	for off := int64(0); off < 800; off += 50 {
+		if _, err := c3.GetRange(ctx, "a.parquet", off, 200); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, bytes := small.Stats(); bytes > 8*204 {
+		t.Fatalf("disk tier holds %d bytes over its budget %d", bytes, 8*204)
 	}
 }

@@ -21,6 +21,9 @@ type Opener struct {
 	// S3CacheBytes is the memory read cache in front of each S3 store (data files, commits
 	// and checkpoints, which never change); 0 disables it.
 	S3CacheBytes int64
+	// S3Disk is the disk tier behind the memory cache, shared by every S3 store; nil
+	// disables it.
+	S3Disk *DiskCache
 }
 
 // Open returns the Store addressed by rawURL.
@@ -51,7 +54,7 @@ func (o Opener) Open(rawURL string) (Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		return NewCached(s3, o.S3CacheBytes), nil
+		return NewTieredCache(s3, o.S3CacheBytes, o.S3Disk), nil
 	case "":
 		return nil, fmt.Errorf("storage: open %q: need an absolute path or a URL (file:///abs/path, s3://bucket/prefix)", rawURL)
 	}

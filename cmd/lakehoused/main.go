@@ -62,7 +62,7 @@ type serveOptions struct {
 	s3Endpoint, s3Region                              string
 	s3VirtualHost, allowPrivateHTTP                   bool
 	importDirs                                        stringList
-	s3CacheMB                                         int64
+	s3CacheMB, s3DiskCacheMB                          int64
 	grace                                             time.Duration
 }
 
@@ -85,6 +85,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
 	str(&o.s3Region, "s3-region", "AWS_REGION", "", "S3 region")
 	fs.BoolVar(&o.s3VirtualHost, "s3-virtual-host", false, "address S3 buckets as bucket.host (AWS style) instead of host/bucket")
 	fs.Int64Var(&o.s3CacheMB, "s3-cache-mb", 256, "memory read cache for S3 data files, commits and checkpoints, in MiB (0 disables it)")
+	fs.Int64Var(&o.s3DiskCacheMB, "s3-disk-cache-mb", 0, "disk tier of the S3 read cache in <data-dir>/s3cache, in MiB (0 disables it); it survives restarts")
 	fs.Var(&o.importDirs, "import-dir", "directory that file:// URLs of read_csv, read_parquet, lake_export… may name; repeat for several (default <data-dir>/import)")
 	fs.BoolVar(&o.allowPrivateHTTP, "allow-private-http", false, "let http(s):// sources reach loopback, private and link-local addresses")
 	str(&o.mysqlAddr, "mysql-addr", "LAKEHOUSED_MYSQL_ADDR", "127.0.0.1:3307",
