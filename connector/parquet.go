@@ -168,8 +168,8 @@ func typeString(t txlog.DataType) string {
 }
 
 func (s *parquetSource) Fields() []txlog.StructField { return s.fields }
-func (s *parquetSource) Schema() *arrow.Schema        { return s.schema }
-func (s *parquetSource) Progress() Progress           { return s.progress }
+func (s *parquetSource) Schema() *arrow.Schema       { return s.schema }
+func (s *parquetSource) Progress() Progress          { return s.progress }
 
 func (s *parquetSource) Next(ctx context.Context) (arrow.RecordBatch, error) {
 	if s.closed {

@@ -398,7 +398,9 @@ func BenchmarkParquetRead(b *testing.B) {
 		parquet.WithDictionaryFor("code", true), parquet.WithDictionaryFor("descr", true), parquet.WithStoreDecimalAsInteger(true))...)
 	res := &Resolver{ImportDirs: []string{dir}}
 	for _, name := range []string{"default", "lake"} {
-		b.Run(name, func(b *testing.B) { benchParquetRead(b, res, expand(b, res, "file://"+filepath.Join(dir, name+".parquet")), n) })
+		b.Run(name, func(b *testing.B) {
+			benchParquetRead(b, res, expand(b, res, "file://"+filepath.Join(dir, name+".parquet")), n)
+		})
 	}
 }
 
