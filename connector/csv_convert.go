@@ -266,8 +266,8 @@ func (r *csvSource) bad(col *csvColumn, line int64, v []byte, why string) error 
 	return fmt.Errorf("%s line %d, column %q: %q %s; %s", r.sc.name, line, col.name, shown, why, fix)
 }
 
-// pow10 holds 10^0 … 10^18.
-var pow10 = func() (p [19]uint64) {
+// pow10 holds the powers of ten that fit in a uint64, 10^0 … 10^19.
+var pow10 = func() (p [20]uint64) {
 	p[0] = 1
 	for i := 1; i < len(p); i++ {
 		p[i] = p[i-1] * 10

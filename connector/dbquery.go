@@ -240,14 +240,6 @@ func decimalTypeName(p, s int) (string, bool) {
 	return fmt.Sprintf("decimal(%d,%d)", p, s), true
 }
 
-// pow10 are the powers of ten that fit in a uint64.
-var pow10 = func() (p [20]uint64) {
-	p[0] = 1
-	for i := 1; i < len(p); i++ {
-		p[i] = p[i-1] * 10
-	}
-	return p
-}()
 
 // parseDecimalText reads a plain decimal number ("-123.45", no exponent) as an unscaled
 // value with the given scale. Fraction digits beyond the scale are an error, not rounding:
@@ -309,22 +301,6 @@ func parseDecimalText(b []byte, prec, scale int32) (decimal128.Num, error) {
 	return n, nil
 }
 
-// daysFromCivil is the number of days from 1970-01-01 to y-m-d in the proleptic Gregorian
-// calendar (Howard Hinnant's algorithm), without building a time.Time per value.
-func daysFromCivil(y, m, d int) int64 {
-	if m <= 2 {
-		y--
-	}
-	era := y / 400
-	if y < 0 && y%400 != 0 {
-		era = (y - 399) / 400
-	}
-	yoe := y - era*400
-	mp := (m + 9) % 12
-	doy := (153*mp+2)/5 + d - 1
-	doe := yoe*365 + yoe/4 - yoe/100 + doy
-	return int64(era)*146097 + int64(doe) - 719468
-}
 
 func daysInMonth(y, m int) int {
 	switch m {
@@ -366,7 +342,7 @@ func parseDateText(b []byte) (days int64, ok bool, err error) {
 	if y == 0 || m < 1 || m > 12 || d < 1 || d > daysInMonth(y, m) {
 		return 0, false, nil
 	}
-	return daysFromCivil(y, m, d), true, nil
+	return int64(daysFromCivil(y, m, d)), true, nil
 }
 
 // parseDateTimeText reads "YYYY-MM-DD[ HH:MM:SS[.ffffff]]" as microseconds since the epoch,

@@ -10,6 +10,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -134,7 +135,7 @@ type sampledRecord struct {
 type jsonInput struct {
 	idx     int
 	raw     io.ReadCloser
-	counted *countingReader
+	counted countingReader
 	closeFn func() error // the decompressor's
 	split   *recordSplitter
 }
@@ -170,17 +171,6 @@ type jsonSource struct {
 	progress Progress
 	failed   error
 	closed   bool
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // sniffDecompress returns a reader of the decompressed bytes of r: compression "auto"
@@ -220,7 +210,7 @@ func (s *jsonSource) openInput(ctx context.Context, i int) error {
 	if err != nil {
 		return fmt.Errorf("read_json: opening %s: %w", loc.URL, err)
 	}
-	in := &jsonInput{idx: i, raw: rc, counted: &countingReader{r: rc}}
+	in := &jsonInput{idx: i, raw: rc, counted: countingReader{r: rc, n: new(atomic.Int64)}}
 	r, closeFn, err := sniffDecompress(in.counted, s.opt.Compression)
 	if err != nil {
 		rc.Close()
@@ -265,7 +255,7 @@ func (s *jsonSource) read(ctx context.Context) ([]byte, jsonRecordAt, error) {
 		if err != io.EOF {
 			return nil, jsonRecordAt{}, fmt.Errorf("read_json: %s %w", s.locs[in.idx].URL, err)
 		}
-		s.doneBytes += in.counted.n
+		s.doneBytes += in.counted.n.Load()
 		in.close()
 		s.in = nil
 	}
@@ -376,7 +366,7 @@ func (s *jsonSource) Progress() Progress {
 	p := s.progress
 	p.Bytes = s.doneBytes
 	if s.in != nil {
-		p.Bytes += s.in.counted.n
+		p.Bytes += s.in.counted.n.Load()
 	}
 	return p
 }

@@ -29,7 +29,7 @@ const (
 )
 
 // span is a byte range of the record (or of the parser's arena, for unescaped strings).
-type span struct {
+type jsonSpan struct {
 	lo, hi int32
 	arena  bool
 }
@@ -38,12 +38,12 @@ type jsonValue struct {
 	kind  jsonKind
 	isInt bool // number without fraction or exponent
 	b     bool
-	raw   span // the value as written (for strings: with quotes and escapes)
-	str   span // string content, unescaped
+	raw   jsonSpan // the value as written (for strings: with quotes and escapes)
+	str   jsonSpan // string content, unescaped
 }
 
 type jsonMember struct {
-	key span
+	key jsonSpan
 	val jsonValue
 }
 
@@ -62,7 +62,7 @@ type jsonSyntaxError struct {
 
 func (e *jsonSyntaxError) Error() string { return e.msg }
 
-func (p *jsonParser) bytes(s span) []byte {
+func (p *jsonParser) bytes(s jsonSpan) []byte {
 	if s.arena {
 		return p.arena[s.lo:s.hi]
 	}
@@ -170,7 +170,7 @@ func (p *jsonParser) parseValue() (jsonValue, error) {
 			return jsonValue{}, err
 		}
 		p.pos = end
-		return jsonValue{kind: jNested, raw: span{lo: int32(start), hi: int32(end)}}, nil
+		return jsonValue{kind: jNested, raw: jsonSpan{lo: int32(start), hi: int32(end)}}, nil
 	case c == 't' || c == 'f' || c == 'n':
 		rest := p.data[p.pos:]
 		v := jsonValue{kind: jBool}
@@ -186,7 +186,7 @@ func (p *jsonParser) parseValue() (jsonValue, error) {
 		default:
 			return jsonValue{}, p.fail("unexpected character %q where a value should start", c)
 		}
-		v.raw = span{lo: int32(start), hi: int32(p.pos)}
+		v.raw = jsonSpan{lo: int32(start), hi: int32(p.pos)}
 		return v, nil
 	case c == '-' || (c >= '0' && c <= '9'):
 		return p.parseNumber()
@@ -238,7 +238,7 @@ func (p *jsonParser) parseNumber() (jsonValue, error) {
 		}
 	}
 	p.pos = i
-	return jsonValue{kind: jNumber, isInt: isInt, raw: span{lo: int32(start), hi: int32(i)}}, nil
+	return jsonValue{kind: jNumber, isInt: isInt, raw: jsonSpan{lo: int32(start), hi: int32(i)}}, nil
 }
 
 // plainStringByte marks bytes that need no attention inside a string.
@@ -252,7 +252,7 @@ var plainStringByte = func() (t [256]bool) {
 // parseString reads the string at p.pos (at its opening quote). Strings without escapes
 // and with valid UTF-8 are returned in place; others are unescaped into the arena, with
 // invalid UTF-8 replaced by U+FFFD as encoding/json does.
-func (p *jsonParser) parseString() (raw, str span, err error) {
+func (p *jsonParser) parseString() (raw, str jsonSpan, err error) {
 	d := p.data
 	start := p.pos
 	i := p.pos + 1
@@ -276,7 +276,7 @@ func (p *jsonParser) parseString() (raw, str span, err error) {
 	}
 	if d[i] == '"' && (ascii || utf8.Valid(d[start+1:i])) {
 		p.pos = i + 1
-		return span{lo: int32(start), hi: int32(i + 1)}, span{lo: int32(start + 1), hi: int32(i)}, nil
+		return jsonSpan{lo: int32(start), hi: int32(i + 1)}, jsonSpan{lo: int32(start + 1), hi: int32(i)}, nil
 	}
 	// Slow path: unescape from the start.
 	lo := len(p.arena)
@@ -290,7 +290,7 @@ func (p *jsonParser) parseString() (raw, str span, err error) {
 		switch {
 		case c == '"':
 			p.pos = i + 1
-			return span{lo: int32(start), hi: int32(i + 1)}, span{arena: true, lo: int32(lo), hi: int32(len(p.arena))}, nil
+			return jsonSpan{lo: int32(start), hi: int32(i + 1)}, jsonSpan{arena: true, lo: int32(lo), hi: int32(len(p.arena))}, nil
 		case c < 0x20:
 			p.pos = i
 			return raw, str, p.fail("control character %#x in a string (escape it)", c)
