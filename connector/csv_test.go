@@ -71,7 +71,6 @@ func readAll(t *testing.T, src Source) ([][]string, error) {
 	}
 }
 
-
 // schemaText renders the fields as "name delta/mysql".
 func schemaText(src Source) string {
 	var parts []string

@@ -240,7 +240,6 @@ func decimalTypeName(p, s int) (string, bool) {
 	return fmt.Sprintf("decimal(%d,%d)", p, s), true
 }
 
-
 // parseDecimalText reads a plain decimal number ("-123.45", no exponent) as an unscaled
 // value with the given scale. Fraction digits beyond the scale are an error, not rounding:
 // the servers send exactly the column's scale, so more means the column is not what its
@@ -300,7 +299,6 @@ func parseDecimalText(b []byte, prec, scale int32) (decimal128.Num, error) {
 	}
 	return n, nil
 }
-
 
 func daysInMonth(y, m int) int {
 	switch m {
