@@ -156,10 +156,11 @@ type csvSource struct {
 	locs []Location
 	cfg  csvConfig
 
-	cols   []csvColumn
-	fields []txlog.StructField
-	schema *arrow.Schema
-	header []string // the first file's header, which the others must repeat
+	cols      []csvColumn
+	fields    []txlog.StructField
+	schema    *arrow.Schema
+	hasHeader bool     // every file starts with a header line
+	header    []string // the first file's header, which the others must repeat
 
 	sc    *csvScanner
 	next  int  // index in locs of the next file to open
@@ -219,6 +220,7 @@ func (r *csvSource) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.hasHeader = header || r.cfg.header == headerOn
 	if header {
 		r.header = make([]string, len(rows[0]))
 		for j, v := range rows[0] {
@@ -232,7 +234,7 @@ func (r *csvSource) start(ctx context.Context) error {
 	r.bufs = make([]colBuf, len(r.cols))
 	for j := range r.cols {
 		r.fields[j] = r.cols[j].field()
-		r.bufs[j] = newColBuf(r.cols[j].kind, 0)
+		r.bufs[j] = newColBuf(r.cols[j].kind, 16*BatchRows)
 	}
 	r.schema, err = ArrowSchemaOf(r.fields)
 	return err
@@ -268,11 +270,11 @@ func (r *csvSource) openFile(ctx context.Context) error {
 	if err := r.sc.start(r.cfg.skip); err != nil {
 		return err
 	}
-	if r.next == 1 || r.header == nil {
+	if r.next == 1 || !r.hasHeader {
 		return nil
 	}
 	ok, err := r.sc.one(&r.ch)
-	if err != nil || !ok {
+	if err != nil || !ok || r.header == nil {
 		return err
 	}
 	for j, sp := range r.ch.spans {
@@ -327,6 +329,10 @@ func (r *csvSource) Next(ctx context.Context) (arrow.RecordBatch, error) {
 	return r.emit(), nil
 }
 
+// chunkRows bounds the records parsed before they are converted, so that a chunk's fields
+// and text stay in the CPU cache while each column is converted in turn.
+const chunkRows = 1024
+
 // fillBatch converts records into the batch until it is full or the last file ends.
 func (r *csvSource) fillBatch(ctx context.Context) error {
 	for r.nrows < BatchRows {
@@ -343,7 +349,7 @@ func (r *csvSource) fillBatch(ctx context.Context) error {
 			return err
 		}
 		r.ch.reset()
-		if err := r.sc.split(&r.ch, BatchRows-r.nrows); err != nil {
+		if err := r.sc.split(&r.ch, min(BatchRows-r.nrows, chunkRows)); err != nil {
 			return err
 		}
 		if r.ch.records() > 0 {
@@ -372,7 +378,9 @@ func (r *csvSource) emit() arrow.RecordBatch {
 	for j := range r.cols {
 		k := r.cols[j].kind
 		arrs[j] = r.bufs[j].array(r.schema.Field(j).Type, k, n)
-		r.bufs[j] = newColBuf(k, len(r.bufs[j].data)*BatchRows/n)
+		// Size the next batch's text like this one's, with room to spare, so that it
+		// rarely grows (and copies) while filling.
+		r.bufs[j] = newColBuf(k, len(r.bufs[j].data)/n*BatchRows*9/8)
 	}
 	rec := array.NewRecordBatch(r.schema, arrs, int64(n))
 	for _, a := range arrs {
