@@ -14,6 +14,28 @@ import (
 	"github.com/lakehoused/lakehoused/txlog"
 )
 
+// This file is read_csv's Source: options, opening files in turn, and building batches.
+// The parts: csv_scan.go splits text into fields without copying them, csv_infer.go picks
+// the header and the column types from a sample, csv_types.go maps MySQL type names and
+// parses values, csv_convert.go writes values into Arrow buffers.
+//
+// Choices a user sees:
+//   - Inferred text columns are TEXT (values up to 64 KB; LONGTEXT when the sample already
+//     holds longer ones), not VARCHAR(n): a length taken from a sample would reject longer
+//     values further down the file.
+//   - Inferred numbers are BIGINT or DOUBLE, never DECIMAL; give DECIMAL(p,s) in columns=
+//     for exact amounts. Numbers written with a leading zero (007) stay text: they are codes.
+//   - DATETIME values are wall-clock times stored as UTC; a value with a zone (Z, +02:00)
+//     is converted to UTC. The inferred precision is the most fractional digits sampled.
+//   - An empty field is NULL, except that "" (quoted) is an empty string in a text column.
+//     With null='NA', the unquoted text NA is NULL instead, and an empty unquoted field in
+//     a text column is an empty string.
+//   - Blank lines are skipped (a one-column file cannot hold a NULL as a blank line).
+//   - Columns without a header are named column1, column2, …
+//   - A value that does not fit its column fails the read with file, line, column and the
+//     value (on_error=null reads it as NULL instead). Rows with the wrong number of fields
+//     always fail, whatever on_error says.
+
 // CSVOptionKeys lists the option names OpenCSV accepts:
 //
 //	header       auto (default), true or false. auto: the first row is a header when its
@@ -172,7 +194,6 @@ type csvSource struct {
 	nrows int // rows in the batch being built
 
 	rows, bytes atomic.Int64
-	doneBytes   int64 // compressed bytes of the files already read
 	total       int64
 	err         error // sticky: once failed, Next keeps failing
 }
@@ -299,7 +320,6 @@ func (r *csvSource) closeFile() error {
 		r.raw = nil
 	}
 	r.open = false
-	r.doneBytes = r.bytes.Load()
 	return err
 }
 
