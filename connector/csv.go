@@ -14,6 +14,28 @@ import (
 	"github.com/lakehoused/lakehoused/txlog"
 )
 
+// This file is read_csv's Source: options, opening files in turn, and building batches.
+// The parts: csv_scan.go splits text into fields without copying them, csv_infer.go picks
+// the header and the column types from a sample, csv_types.go maps MySQL type names and
+// parses values, csv_convert.go writes values into Arrow buffers.
+//
+// Choices a user sees:
+//   - Inferred text columns are TEXT (values up to 64 KB; LONGTEXT when the sample already
+//     holds longer ones), not VARCHAR(n): a length taken from a sample would reject longer
+//     values further down the file.
+//   - Inferred numbers are BIGINT or DOUBLE, never DECIMAL; give DECIMAL(p,s) in columns=
+//     for exact amounts. Numbers written with a leading zero (007) stay text: they are codes.
+//   - DATETIME values are wall-clock times stored as UTC; a value with a zone (Z, +02:00)
+//     is converted to UTC. The inferred precision is the most fractional digits sampled.
+//   - An empty field is NULL, except that "" (quoted) is an empty string in a text column.
+//     With null='NA', the unquoted text NA is NULL instead, and an empty unquoted field in
+//     a text column is an empty string.
+//   - Blank lines are skipped (a one-column file cannot hold a NULL as a blank line).
+//   - Columns without a header are named column1, column2, …
+//   - A value that does not fit its column fails the read with file, line, column and the
+//     value (on_error=null reads it as NULL instead). Rows with the wrong number of fields
+//     always fail, whatever on_error says.
+
 // CSVOptionKeys lists the option names OpenCSV accepts:
 //
 //	header       auto (default), true or false. auto: the first row is a header when its
@@ -156,10 +178,11 @@ type csvSource struct {
 	locs []Location
 	cfg  csvConfig
 
-	cols   []csvColumn
-	fields []txlog.StructField
-	schema *arrow.Schema
-	header []string // the first file's header, which the others must repeat
+	cols      []csvColumn
+	fields    []txlog.StructField
+	schema    *arrow.Schema
+	hasHeader bool     // every file starts with a header line
+	header    []string // the first file's header, which the others must repeat
 
 	sc    *csvScanner
 	next  int  // index in locs of the next file to open
@@ -171,7 +194,6 @@ type csvSource struct {
 	nrows int // rows in the batch being built
 
 	rows, bytes atomic.Int64
-	doneBytes   int64 // compressed bytes of the files already read
 	total       int64
 	err         error // sticky: once failed, Next keeps failing
 }
@@ -219,6 +241,7 @@ func (r *csvSource) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.hasHeader = header || r.cfg.header == headerOn
 	if header {
 		r.header = make([]string, len(rows[0]))
 		for j, v := range rows[0] {
@@ -232,7 +255,7 @@ func (r *csvSource) start(ctx context.Context) error {
 	r.bufs = make([]colBuf, len(r.cols))
 	for j := range r.cols {
 		r.fields[j] = r.cols[j].field()
-		r.bufs[j] = newColBuf(r.cols[j].kind, 0)
+		r.bufs[j] = newColBuf(r.cols[j].kind, 16*BatchRows)
 	}
 	r.schema, err = ArrowSchemaOf(r.fields)
 	return err
@@ -268,11 +291,11 @@ func (r *csvSource) openFile(ctx context.Context) error {
 	if err := r.sc.start(r.cfg.skip); err != nil {
 		return err
 	}
-	if r.next == 1 || r.header == nil {
+	if r.next == 1 || !r.hasHeader {
 		return nil
 	}
 	ok, err := r.sc.one(&r.ch)
-	if err != nil || !ok {
+	if err != nil || !ok || r.header == nil {
 		return err
 	}
 	for j, sp := range r.ch.spans {
@@ -297,7 +320,6 @@ func (r *csvSource) closeFile() error {
 		r.raw = nil
 	}
 	r.open = false
-	r.doneBytes = r.bytes.Load()
 	return err
 }
 
@@ -327,6 +349,10 @@ func (r *csvSource) Next(ctx context.Context) (arrow.RecordBatch, error) {
 	return r.emit(), nil
 }
 
+// chunkRows bounds the records parsed before they are converted, so that a chunk's fields
+// and text stay in the CPU cache while each column is converted in turn.
+const chunkRows = 1024
+
 // fillBatch converts records into the batch until it is full or the last file ends.
 func (r *csvSource) fillBatch(ctx context.Context) error {
 	for r.nrows < BatchRows {
@@ -343,7 +369,7 @@ func (r *csvSource) fillBatch(ctx context.Context) error {
 			return err
 		}
 		r.ch.reset()
-		if err := r.sc.split(&r.ch, BatchRows-r.nrows); err != nil {
+		if err := r.sc.split(&r.ch, min(BatchRows-r.nrows, chunkRows)); err != nil {
 			return err
 		}
 		if r.ch.records() > 0 {
@@ -372,7 +398,9 @@ func (r *csvSource) emit() arrow.RecordBatch {
 	for j := range r.cols {
 		k := r.cols[j].kind
 		arrs[j] = r.bufs[j].array(r.schema.Field(j).Type, k, n)
-		r.bufs[j] = newColBuf(k, len(r.bufs[j].data)*BatchRows/n)
+		// Size the next batch's text like this one's, with room to spare, so that it
+		// rarely grows (and copies) while filling.
+		r.bufs[j] = newColBuf(k, len(r.bufs[j].data)/n*BatchRows*9/8)
 	}
 	rec := array.NewRecordBatch(r.schema, arrs, int64(n))
 	for _, a := range arrs {

@@ -33,6 +33,7 @@ type colBuf struct {
 	bits  []byte  // boolean values
 	offs  []int32 // string and binary offsets, BatchRows+1
 	data  []byte
+	days  dayCache // dates and timestamps
 }
 
 func newColBuf(k colKind, dataHint int) colBuf {
@@ -165,9 +166,9 @@ func (r *csvSource) convertColumn(ch *chunk, c int) error {
 				b.bits[j>>3] |= 1 << (j & 7)
 			}
 		case kindDate:
-			b.i32[j], ok = parseDate(v)
+			b.i32[j], ok = parseDate(v, &b.days)
 		case kindTimestamp:
-			b.i64[j], _, ok = parseTimestamp(v)
+			b.i64[j], _, ok = parseTimestamp(v, &b.days)
 		}
 		if !ok {
 			if err := r.bad(col, ch.lines[i], v, why.String()+col.sqlType); err != nil {
@@ -201,8 +202,46 @@ func (w badReason) String() string {
 	return "is not a valid "
 }
 
-// parseFloat parses without converting b to a string on the heap.
+// float64pow10 holds the powers of ten a float64 represents exactly.
+var float64pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// parseFloat parses a number. Plain decimals with at most 15 significant digits take
+// Clinger's fast path: the digits as an integer, exactly representable, divided by an
+// exactly representable power of ten gives the correctly rounded result. Anything else
+// goes to strconv (without copying b to a string on the heap).
 func parseFloat(b []byte, bits int) (float64, bool) {
+	if bits == 64 {
+		i, neg := 0, false
+		if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
+			neg, i = b[0] == '-', 1
+		}
+		var m uint64
+		nd, frac, dot := 0, 0, false
+		for ; i < len(b); i++ {
+			c := b[i]
+			if c-'0' <= 9 {
+				m = m*10 + uint64(c-'0')
+				nd++
+				if dot {
+					frac++
+				}
+				continue
+			}
+			if c == '.' && !dot {
+				dot = true
+				continue
+			}
+			break
+		}
+		if i == len(b) && nd > 0 && nd <= 15 {
+			f := float64(m) / float64pow10[frac]
+			if neg {
+				f = -f
+			}
+			return f, true
+		}
+	}
 	f, err := strconv.ParseFloat(unsafe.String(unsafe.SliceData(b), len(b)), bits)
 	return f, err == nil
 }
@@ -222,7 +261,7 @@ func (r *csvSource) convertStrings(ch *chunk, c int) error {
 		}
 		why := ""
 		switch {
-		case col.kind == kindString && !utf8.Valid(v):
+		case col.kind == kindString && !ch.ascii && !utf8.Valid(v):
 			why = "is not valid UTF-8 text; convert the file to UTF-8, or read the column as VARBINARY or BLOB"
 		case col.maxChars > 0 && len(v) > col.maxChars && utf8.RuneCount(v) > col.maxChars:
 			why = fmt.Sprintf("is longer than %s (%d characters)", col.sqlType, utf8.RuneCount(v))
@@ -283,6 +322,9 @@ func parseDecimal(b []byte, prec, scale int32) (decimal128.Num, bool) {
 	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
 		neg, i = b[0] == '-', 1
 	}
+	for i < len(b)-1 && b[i] == '0' && b[i+1]-'0' <= 9 {
+		i++ // leading zeros
+	}
 	is := i
 	for i < len(b) && b[i]-'0' <= 9 {
 		i++
@@ -298,29 +340,24 @@ func parseDecimal(b []byte, prec, scale int32) (decimal128.Num, bool) {
 	if i != len(b) || len(intPart)+len(frac) == 0 {
 		return decimal128.Num{}, false
 	}
-	for len(intPart) > 0 && intPart[0] == '0' {
-		intPart = intPart[1:]
+	if len(intPart) == 1 && intPart[0] == '0' {
+		intPart = nil
 	}
 	if int32(len(intPart)) > prec-scale {
 		return decimal128.Num{}, false
 	}
-	digit := func(k int) uint64 { // k-th digit of the unscaled value
-		if k < len(intPart) {
-			return uint64(intPart[k] - '0')
-		}
-		if f := k - len(intPart); f < len(frac) {
-			return uint64(frac[f] - '0')
-		}
-		return 0
-	}
-	total := len(intPart) + int(scale)
-	roundUp := int(scale) < len(frac) && frac[scale] >= '5'
+	kept := frac[:min(len(frac), int(scale))]
+	roundUp := len(frac) > int(scale) && frac[scale] >= '5'
 	var n decimal128.Num
-	if total <= 18 {
+	if len(intPart)+int(scale) <= 18 {
 		var u uint64
-		for k := range total {
-			u = u*10 + digit(k)
+		for _, c := range intPart {
+			u = u*10 + uint64(c-'0')
 		}
+		for _, c := range kept {
+			u = u*10 + uint64(c-'0')
+		}
+		u *= pow10[int(scale)-len(kept)]
 		if roundUp {
 			u++
 		}
@@ -330,8 +367,14 @@ func parseDecimal(b []byte, prec, scale int32) (decimal128.Num, bool) {
 		n = decimal128.FromU64(u)
 	} else {
 		ten := decimal128.FromU64(10)
-		for k := range total {
-			n = n.Mul(ten).Add(decimal128.FromU64(digit(k)))
+		for _, c := range intPart {
+			n = n.Mul(ten).Add(decimal128.FromU64(uint64(c - '0')))
+		}
+		for _, c := range kept {
+			n = n.Mul(ten).Add(decimal128.FromU64(uint64(c - '0')))
+		}
+		for range int(scale) - len(kept) {
+			n = n.Mul(ten)
 		}
 		if roundUp {
 			n = n.Add(decimal128.FromU64(1))

@@ -40,9 +40,9 @@ func classify(v []byte) uint8 {
 			m |= fitsLong
 		}
 	}
-	if _, ok := parseDate(v); ok {
+	if _, ok := parseDate(v, nil); ok {
 		m |= fitsDate | fitsTimestamp
-	} else if _, _, ok := parseTimestamp(v); ok {
+	} else if _, _, ok := parseTimestamp(v, nil); ok {
 		m |= fitsTimestamp
 	}
 	return m
@@ -63,7 +63,7 @@ func (g *colGuess) add(v []byte) {
 	g.fits &= classify(v)
 	g.maxLen = max(g.maxLen, len(v))
 	if g.fits&fitsTimestamp != 0 {
-		if _, f, ok := parseTimestamp(trimBlank(v)); ok {
+		if _, f, ok := parseTimestamp(trimBlank(v), nil); ok {
 			g.frac = max(g.frac, f)
 		}
 	}

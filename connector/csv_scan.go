@@ -2,9 +2,11 @@ package connector
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 )
 
 // This file splits CSV text into records and fields (RFC 4180 plus the usual variations:
@@ -34,12 +36,26 @@ type chunk struct {
 	spans []span
 	lines []int64 // physical line (1-based) each record starts on
 	arena []byte
+	ascii bool // the records' text is all ASCII, so no field needs a UTF-8 check
 }
 
 func (c *chunk) records() int { return len(c.lines) }
 
 func (c *chunk) reset() {
-	c.spans, c.lines, c.arena = c.spans[:0], c.lines[:0], c.arena[:0]
+	c.spans, c.lines, c.arena, c.ascii = c.spans[:0], c.lines[:0], c.arena[:0], false
+}
+
+// isASCII reports whether b holds only ASCII bytes, eight at a time.
+func isASCII(b []byte) bool {
+	var acc uint64
+	for len(b) >= 8 {
+		acc |= binary.LittleEndian.Uint64(b)
+		b = b[8:]
+	}
+	for _, c := range b {
+		acc |= uint64(c)
+	}
+	return acc&0x8080808080808080 == 0
 }
 
 // bytes returns the field's bytes, which alias buf or the arena.
@@ -72,12 +88,13 @@ type csvScanner struct {
 	line    int64  // physical line the next record starts on
 	ncols   int    // fields per record; 0 until the first record sets it
 	ncolsAt string // what set ncols, for messages: "a.csv line 1"
+	maxRec  int    // maxRecordBytes, smaller in tests
 }
 
 var errIncomplete = errors.New("incomplete record")
 
 func newCSVScanner(d csvDialect, buf []byte) *csvScanner {
-	s := &csvScanner{d: d, buf: buf}
+	s := &csvScanner{d: d, buf: buf, maxRec: maxRecordBytes}
 	for i := range s.plain {
 		s.plain[i] = true
 	}
@@ -102,8 +119,8 @@ func (s *csvScanner) fill() error {
 		s.pos = 0
 	}
 	if len(s.buf)-s.end < csvReadSize {
-		if s.end > maxRecordBytes {
-			return fmt.Errorf("%s line %d: a row longer than %d MB; check that quotes are balanced and the quote option is right", s.name, s.line, maxRecordBytes>>20)
+		if s.end > s.maxRec {
+			return fmt.Errorf("%s line %d: a row longer than %d MB; check that quotes are balanced and the quote option is right", s.name, s.line, s.maxRec>>20)
 		}
 		nb := make([]byte, max(2*len(s.buf), 2*csvReadSize))
 		copy(nb, s.buf[:s.end])
@@ -156,6 +173,8 @@ func (s *csvScanner) start(skip int64) error {
 // split parses records from the buffered input into ch until it holds max records or the
 // buffer holds no complete record (then fill and split again), or the input ends.
 func (s *csvScanner) split(ch *chunk, max int) error {
+	from := s.pos
+	defer func() { ch.ascii = isASCII(s.buf[from:s.pos]) }()
 	for ch.records() < max && s.pos < s.end {
 		n, err := s.record(ch)
 		if err != nil {
@@ -270,9 +289,7 @@ func (s *csvScanner) record(ch *chunk) (int, error) {
 		} else {
 			start := p
 			for {
-				for p < len(data) && s.plain[data[p]] {
-					p++
-				}
+				p = s.plainRun(data, p)
 				if p < len(data) && data[p] == d.delim[0] && len(d.delim) > 1 && !bytes.HasPrefix(data[p:], d.delim) {
 					if bytes.HasPrefix(d.delim, data[p:]) && !atEOF {
 						return incomplete()
@@ -324,6 +341,33 @@ func (s *csvScanner) record(ch *chunk) (int, error) {
 			return s.endRecord(ch, mark, p, nl)
 		}
 	}
+}
+
+// Masks for finding bytes eight at a time (SWAR): lo has 0x01 in every byte, hi 0x80.
+const (
+	swarLo = 0x0101010101010101
+	swarHi = 0x8080808080808080
+)
+
+// plainRun returns the end of the run of plain bytes at p: the first delimiter byte, CR
+// or LF, or len(data).
+func (s *csvScanner) plainRun(data []byte, p int) int {
+	d, lf, cr := uint64(s.d.delim[0])*swarLo, uint64('\n')*swarLo, uint64('\r')*swarLo
+	for p+8 <= len(data) {
+		w := binary.LittleEndian.Uint64(data[p:])
+		// A byte of w^x is zero where w holds x; (v-lo)&^v&hi flags the lowest such byte
+		// exactly (bytes above it may be flagged falsely, which does not matter).
+		x, y, z := w^d, w^lf, w^cr
+		m := ((x - swarLo) &^ x) | ((y - swarLo) &^ y) | ((z - swarLo) &^ z)
+		if m &= swarHi; m != 0 {
+			return p + bits.TrailingZeros64(m)>>3
+		}
+		p += 8
+	}
+	for p < len(data) && s.plain[data[p]] {
+		p++
+	}
+	return p
 }
 
 // lineEnd returns the offset after the line end at p (LF, CRLF or a lone CR).

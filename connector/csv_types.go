@@ -434,15 +434,35 @@ func digits2(b []byte) (int, bool) {
 	return int(d0)*10 + int(d1), d0 <= 9 && d1 <= 9
 }
 
-// parseDate reads YYYY-MM-DD as days since 1970-01-01.
-func parseDate(b []byte) (int32, bool) {
+// dayCache remembers the last date a column held: consecutive rows usually share it.
+type dayCache struct {
+	key  [10]byte
+	days int32
+	set  bool
+}
+
+// parseDate reads YYYY-MM-DD as days since 1970-01-01. c may be nil.
+func parseDate(b []byte, c *dayCache) (int32, bool) {
 	if len(b) != 10 || b[4] != '-' || b[7] != '-' {
 		return 0, false
 	}
-	return civilDays(b)
+	return civilDays(b, c)
 }
 
-func civilDays(b []byte) (int32, bool) {
+// civilDays reads the date in b[:10], whose dashes have been checked.
+func civilDays(b []byte, c *dayCache) (int32, bool) {
+	if c != nil && c.set && string(b[:10]) == string(c.key[:]) {
+		return c.days, true
+	}
+	days, ok := civilDaysUncached(b)
+	if ok && c != nil {
+		copy(c.key[:], b)
+		c.days, c.set = days, true
+	}
+	return days, ok
+}
+
+func civilDaysUncached(b []byte) (int32, bool) {
 	hi, ok1 := digits2(b[0:])
 	lo, ok2 := digits2(b[2:])
 	m, ok3 := digits2(b[5:])
@@ -486,12 +506,12 @@ func daysFromCivil(y, m, d int) int32 {
 // parseTimestamp reads YYYY-MM-DD[( |T)HH:MM[:SS[.ffffff]]][Z|±HH[:MM]] as microseconds
 // since the epoch. Without a zone the wall-clock time is read as UTC; with one, the instant
 // is converted to UTC. frac is the number of fractional digits written; digits past the
-// sixth are dropped.
-func parseTimestamp(b []byte) (us int64, frac int, ok bool) {
+// sixth are dropped. c may be nil.
+func parseTimestamp(b []byte, c *dayCache) (us int64, frac int, ok bool) {
 	if len(b) < 10 || b[4] != '-' || b[7] != '-' {
 		return 0, 0, false
 	}
-	days, ok := civilDays(b)
+	days, ok := civilDays(b, c)
 	if !ok {
 		return 0, 0, false
 	}
