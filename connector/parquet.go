@@ -63,6 +63,7 @@ type parquetSource struct {
 	cur      *parquetFile // nil between files
 	next     int          // index in locs of the next file to open
 	progress Progress
+	failed   error // the first error of Next, returned again: no batches follow it
 	closed   bool
 }
 
@@ -185,6 +186,17 @@ func (s *parquetSource) Next(ctx context.Context) (arrow.RecordBatch, error) {
 	if s.closed {
 		return nil, errors.New("read_parquet: Next after Close")
 	}
+	if s.failed != nil {
+		return nil, s.failed
+	}
+	rec, err := s.next1(ctx)
+	if err != nil && err != io.EOF {
+		s.failed = err
+	}
+	return rec, err
+}
+
+func (s *parquetSource) next1(ctx context.Context) (arrow.RecordBatch, error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
