@@ -158,6 +158,7 @@ type jsonSource struct {
 	sample     []sampledRecord
 	sampleData []byte
 	sampleNext int
+	sampled    int // records the columns were inferred from
 
 	p       jsonParser
 	seen    []uint64 // generation of the row that last set the column
@@ -327,6 +328,7 @@ func (s *jsonSource) takeSample(ctx context.Context) error {
 			}
 		}
 	}
+	s.sampled = len(s.sample)
 	if len(s.names) == 0 {
 		return fmt.Errorf("read_json: found no keys to make columns of in the first %d records of %s", len(s.sample), s.locs[0].URL)
 	}
@@ -456,7 +458,7 @@ func (s *jsonSource) appendRecord(b []byte, at jsonRecordAt) error {
 			var ok bool
 			if i, ok = s.index[string(key)]; !ok {
 				return fmt.Errorf("read_json: %s: key %q is not among the columns found in the first %d records (%s); raise sample_rows so that the sample includes it",
-					s.where(at), key, s.opt.SampleRows, listNames(s.names))
+					s.where(at), key, s.sampled, listNames(s.names))
 			}
 		}
 		s.seen[i] = s.gen
@@ -520,7 +522,7 @@ func (s *jsonSource) appendRecord(b []byte, at jsonRecordAt) error {
 		}
 		if !ok {
 			return fmt.Errorf("read_json: %s: key %q holds %s, which does not fit column %q of type %s inferred from the first %d records; raise sample_rows so that the sample includes such values, or correct the data",
-				s.where(at), s.names[i], describeJSON(p.bytes(v.raw)), s.names[i], jsonColTypes[k], s.opt.SampleRows)
+				s.where(at), s.names[i], describeJSON(p.bytes(v.raw)), s.names[i], jsonColTypes[k], s.sampled)
 		}
 	}
 	return nil

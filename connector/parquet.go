@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/arrow-go/v18/parquet/schema"
 
 	"github.com/lakehoused/lakehoused/storage"
 	"github.com/lakehoused/lakehoused/table"
@@ -62,6 +63,7 @@ type parquetSource struct {
 	cur      *parquetFile // nil between files
 	next     int          // index in locs of the next file to open
 	progress Progress
+	failed   error // the first error of Next, returned again: no batches follow it
 	closed   bool
 }
 
@@ -120,11 +122,20 @@ func (s *parquetSource) openFile(ctx context.Context, i int) (*parquetFile, erro
 		f.close()
 		return nil, fmt.Errorf("read_parquet: %s has no columns", loc.URL)
 	}
-	for _, af := range as.Fields() {
+	for j, af := range as.Fields() {
 		dt, meta, err := deltaTypeOf(af.Type)
 		if err != nil {
 			f.close()
 			return nil, fmt.Errorf("read_parquet: %s column %q: %w", loc.URL, af.Name, err)
+		}
+		// pqarrow reads byte arrays annotated JSON or ENUM as binary; they are text.
+		if mf := f.fr.Manifest.Fields[j]; mf.IsLeaf() && dt.Name == "binary" {
+			switch f.pf.MetaData().Schema.Column(mf.ColIndex).LogicalType().(type) {
+			case schema.JSONLogicalType:
+				dt, meta = txlog.DataType{Name: "string"}, map[string]any{MetaJSON: true, MetaMySQLType: "json"}
+			case schema.EnumLogicalType:
+				dt = txlog.DataType{Name: "string"}
+			}
 		}
 		want, err := table.ArrowType(dt)
 		if err != nil {
@@ -175,6 +186,17 @@ func (s *parquetSource) Next(ctx context.Context) (arrow.RecordBatch, error) {
 	if s.closed {
 		return nil, errors.New("read_parquet: Next after Close")
 	}
+	if s.failed != nil {
+		return nil, s.failed
+	}
+	rec, err := s.next1(ctx)
+	if err != nil && err != io.EOF {
+		s.failed = err
+	}
+	return rec, err
+}
+
+func (s *parquetSource) next1(ctx context.Context) (arrow.RecordBatch, error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err

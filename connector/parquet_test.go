@@ -334,6 +334,9 @@ func TestParquetMismatch(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("error %v, want it to contain %q", err, want)
 			}
+			if _, again := src.Next(context.Background()); again != err {
+				t.Errorf("Next after an error: %v", again)
+			}
 		})
 	}
 }
