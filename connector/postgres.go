@@ -659,26 +659,3 @@ func (p *pgArrayParser) emit(dst, v []byte) []byte {
 	return appendJSONString(dst, v)
 }
 
-// appendJSONString appends v as a JSON string. v is UTF-8 (the session's encoding), so
-// only quotes, backslashes and control characters need escapes.
-func appendJSONString(dst, v []byte) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	for _, c := range v {
-		switch {
-		case c == '"' || c == '\\':
-			dst = append(dst, '\\', c)
-		case c == '\n':
-			dst = append(dst, '\\', 'n')
-		case c == '\t':
-			dst = append(dst, '\\', 't')
-		case c == '\r':
-			dst = append(dst, '\\', 'r')
-		case c < 0x20:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return append(dst, '"')
-}
