@@ -319,8 +319,9 @@ func (c *copyIter) run(ctx *gms.Context) (int64, error) {
 
 // prepareCopy decides whether an INSERT … SELECT can take the fast path.
 func (e *Engine) prepareCopy(ii *plan.InsertInto) (*copyIter, bool) {
-	if ii.IsReplace || ii.Ignore || len(ii.OnDupExprs) > 0 || ii.Returning != nil || len(ii.Checks()) > 0 ||
-		ii.FirstGeneratedAutoIncRowIdx >= 0 {
+	// (FirstGeneratedAutoIncRowIdx is not looked at: CREATE TABLE … AS SELECT builds its
+	// INSERT without the analyzer, leaving it 0; stagingPlan refuses AUTO_INCREMENT columns.)
+	if ii.IsReplace || ii.Ignore || len(ii.OnDupExprs) > 0 || ii.Returning != nil || len(ii.Checks()) > 0 {
 		return nil, false
 	}
 	sf, perm, ok := sourceOf(ii.Source)
