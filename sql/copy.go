@@ -52,6 +52,12 @@ func (e *Engine) querySource(ctx *gms.Context, op, query string) (connector.Sour
 		strings.HasPrefix(strings.ToUpper(q), "(") || strings.HasPrefix(strings.ToUpper(q), "TABLE") || strings.HasPrefix(strings.ToUpper(q), "VALUES")) {
 		return nil, nil, mysql.NewSQLError(mysql.ERWrongArguments, "HY000", "%s: the source must be a SELECT statement, got %q", op, clipText(q, 60))
 	}
+	if ctx.GetCurrentDatabase() == "" {
+		// As for statements (handler.needsDatabase): GMS plans table functions inside the
+		// current database, which a copy from a file or a server does not need.
+		ctx.SetCurrentDatabase("information_schema")
+		defer ctx.SetCurrentDatabase("")
+	}
 	node, err := e.sqle.AnalyzeQuery(ctx, q)
 	if err != nil {
 		return nil, nil, err

@@ -17,6 +17,7 @@ import (
 //     refused at prepare time with an error that says what to do instead.
 type handler struct {
 	mysql.Handler
+	e *Engine
 }
 
 // codeFor maps GMS's messages (fixed format strings in v0.20.0's sql/errors.go and
@@ -63,8 +64,41 @@ func (h handler) ComQuery(ctx context.Context, c *mysql.Conn, query string, cb m
 	if err != nil {
 		return err
 	}
-	return fixError(query, h.Handler.ComQuery(ctx, c, query, cb))
+	err = h.Handler.ComQuery(ctx, c, query, cb)
+	if h.needsDatabase(c, query, err) {
+		err = h.withScratchDatabase(c, func() error { return h.Handler.ComQuery(ctx, c, query, cb) })
+	}
+	return fixError(query, err)
 }
+
+// needsDatabase: GMS v0.20.0 plans a table function inside the current database, so
+// `SELECT * FROM read_csv(…)` fails with "no database selected" on a connection that has not
+// chosen one, although a file or a server query needs none. Such a statement failed while it
+// was planned (nothing ran), so it is planned again with information_schema as the current
+// database for that one statement.
+func (h handler) needsDatabase(c *mysql.Conn, query string, err error) bool {
+	se, ok := mapError(err).(*mysql.SQLError)
+	if !ok || se.Num != mysql.ERNoDb || !sourceFunctionCall.MatchString(query) || h.e == nil {
+		return false
+	}
+	s, ok := h.e.sessions.Load(c.ConnectionID)
+	return ok && s.(*Session).GetCurrentDatabase() == ""
+}
+
+func (h handler) withScratchDatabase(c *mysql.Conn, run func() error) error {
+	v, _ := h.e.sessions.Load(c.ConnectionID)
+	s := v.(*Session)
+	s.SetCurrentDatabase("information_schema")
+	defer func() {
+		if s.GetCurrentDatabase() == "information_schema" { // unless the statement chose one
+			s.SetCurrentDatabase("")
+		}
+	}()
+	return run()
+}
+
+// sourceFunctionCall finds calls of the table functions that read external data.
+var sourceFunctionCall = regexp.MustCompile(`(?i)\b(read_(csv|json|parquet|delta)|mysql_query|postgres_query)\s*\(`)
 
 // beforeQuery refuses what must not reach the engine and wraps the result callback where
 // MySQL prints results differently; query starts with the statement about to run (also on
@@ -145,6 +179,13 @@ func (h handler) ComMultiQuery(ctx context.Context, c *mysql.Conn, query string,
 		return "", err
 	}
 	rest, err := h.Handler.ComMultiQuery(ctx, c, query, cb)
+	if h.needsDatabase(c, query, err) {
+		err = h.withScratchDatabase(c, func() error {
+			var rerr error
+			rest, rerr = h.Handler.ComMultiQuery(ctx, c, query, cb)
+			return rerr
+		})
+	}
 	return rest, fixError(query, err)
 }
 
@@ -163,4 +204,12 @@ func (h handler) ComStmtExecute(ctx context.Context, c *mysql.Conn, p *mysql.Pre
 func isPrepare(q string) bool {
 	q = strings.TrimSpace(q)
 	return len(q) >= 7 && strings.EqualFold(q[:7], "prepare")
+}
+
+// ConnectionClosed forgets the connection's session.
+func (h handler) ConnectionClosed(c *mysql.Conn) {
+	if h.e != nil {
+		h.e.sessions.Delete(c.ConnectionID)
+	}
+	h.Handler.ConnectionClosed(c)
 }

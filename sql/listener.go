@@ -29,7 +29,7 @@ func (e *Engine) Listen(ln net.Listener) (*Listener, error) {
 		ConnWriteTimeout: 30 * time.Minute,
 		MaxConnections:   1000,
 		ProtocolListenerFactory: func(c gmsserver.Config, lc mysql.ListenerConfig, sel gmsserver.ServerEventListener) (gmsserver.ProtocolListener, error) {
-			lc.Handler = handler{lc.Handler}
+			lc.Handler = handler{Handler: lc.Handler, e: e}
 			return gmsserver.MySQLProtocolListenerFactory(c, lc, sel)
 		},
 	}

@@ -33,7 +33,9 @@ func (e *Engine) NewSession(_ context.Context, conn *mysql.Conn, addr string) (g
 		host, user = u.Host, u.User
 	}
 	client := gms.Client{Address: host, User: user, Capabilities: conn.Capabilities}
-	return &Session{BaseSession: gms.NewBaseSessionWithClientServer(addr, client, conn.ConnectionID), engine: e}, nil
+	s := &Session{BaseSession: gms.NewBaseSessionWithClientServer(addr, client, conn.ConnectionID), engine: e}
+	e.sessions.Store(conn.ConnectionID, s)
+	return s, nil
 }
 
 // StartTransaction begins a transaction. It does no I/O: snapshots are pinned lazily, table

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -128,6 +129,13 @@ func TestFileSources(t *testing.T) {
 	}
 	mustExec(t, c, "CALL lake_export('SELECT id, name FROM people WHERE id = 2', 'file://"+imp+"/out/p.json', 'json')")
 	expectRows(t, c, "SELECT id, name FROM read_json('file://"+imp+"/out/p.json')", "2\tGrace \"Amazing\" Hopper")
+
+	// Without a current database too (GMS plans table functions inside one); the
+	// connection still has none afterwards.
+	nodb := n.conn("")
+	expectRows(t, nodb, "SELECT COUNT(*) FROM read_csv('file://"+imp+"/people.csv')", "3")
+	expectRows(t, nodb, "SELECT DATABASE()", "NULL")
+	expectErr(t, nodb, "SELECT * FROM people", 1046, "")
 
 	// read_delta reads a table's folder without attaching it, at a version too.
 	expectRows(t, c, "SELECT COUNT(*) FROM read_delta('file://"+n.dir+"/d/people')", "4")
@@ -315,4 +323,80 @@ func (r *result) lines() []string {
 		out[i] = strings.Join(parts, "\t")
 	}
 	return out
+}
+
+// TestCopyProgress holds a copy's source half-way (an HTTP server that waits) and checks
+// that SHOW PROCESSLIST and /api/jobs show how far it got; then a 1M-row copy from MariaDB.
+func TestCopyProgress(t *testing.T) {
+	t.Parallel()
+	maria := externalMariaDB(t)
+	n := startNodeWith(t, "", func(c *server.Config) { c.AllowPrivateHTTP = true })
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b strings.Builder
+		b.WriteString("id,v\n")
+		for i := 0; i < 200_000; i++ {
+			fmt.Fprintf(&b, "%d,value-%d\n", i, i)
+		}
+		w.Write([]byte(b.String()))
+		w.(http.Flusher).Flush()
+		<-release
+		w.Write([]byte("200000,last\n"))
+	}))
+	defer srv.Close()
+	defer close(release)
+	c := n.conn("")
+	mustExec(t, c, "CREATE DATABASE d")
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.ExecContext(context.Background(), "CALL lake_copy('SELECT * FROM read_csv(''"+srv.URL+"/slow.csv'', ''header=true, columns=id BIGINT,v TEXT'')', 'd.slow', 'append')")
+		done <- err
+	}()
+	watch := n.conn("")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var shown string
+		for _, r := range queryRows(t, watch, "SHOW PROCESSLIST") {
+			if strings.Contains(r, "lake_copy") && strings.Contains(r, "copy progress:") {
+				shown = r
+			}
+		}
+		if strings.Contains(shown, "rows") {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the copy ended before its source was released: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("SHOW PROCESSLIST never showed the copy's progress: %q", queryRows(t, watch, "SHOW PROCESSLIST"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	release <- struct{}{}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	expectRows(t, watch, "SELECT COUNT(*) FROM d.slow", "200001")
+
+	// A 1M-row copy from MariaDB, and how it ended in /api/jobs.
+	rows := queryRows(t, watch, "CALL lake_copy('SELECT * FROM mysql_query(''mysql://root@127.0.0.1:3306/test'', ''SELECT CAST(seq AS SIGNED) AS id, CONCAT(''''row '''', seq) AS name FROM seq_1_to_1000000'')', 'd.million', 'append')")
+	if len(rows) != 1 || !strings.HasPrefix(rows[0], "1000000\t1000000\t") {
+		t.Fatalf("1M-row copy: %q", rows)
+	}
+	expectRows(t, watch, "SELECT COUNT(*), CAST(SUM(id) AS SIGNED), MAX(name) FROM d.million", "1000000\t500000500000\trow 999999")
+	resp, err := http.Get("http://" + n.srv.HTTPAddr() + "/api/jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body strings.Builder
+	if _, err := io.Copy(&body, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(body.String(), `"table":"d.million","state":"done"`) || !strings.Contains(body.String(), `"rows_done":1000000`) {
+		t.Fatalf("/api/jobs does not show the finished 1M-row copy: %s", body.String())
+	}
+	_ = maria
 }
