@@ -71,11 +71,11 @@ func BenchmarkConnectors(b *testing.B) {
 			rows, fmt.Sprintf(" from a %s CSV (goal >= 1M rows/s)", mib(size)))
 		progress("exporting the table as Parquet …")
 		start := time.Now()
-		mustExec(b, db, "CALL lake_export('SELECT * FROM csv_to_table', 'file://"+imp+"/pq', 'parquet')")
+		mustExec(b, db, "CALL lake_export('SELECT * FROM csv_to_table', 'file://"+imp+"/pq/rows.parquet', 'parquet')")
 		figure("export_parquet: %d rows in %.2fs = %s rows/s", rows, time.Since(start).Seconds(), rate(rows, time.Since(start)))
-		timed("parquet_to_table", "CREATE TABLE parquet_to_table AS SELECT * FROM read_parquet('file://"+imp+"/pq/*.parquet')", rows, " local disk (goal >= 2M rows/s)")
-		mustExec(b, db, "CALL lake_export('SELECT * FROM csv_to_table', 's3://"+g.Bucket+"/pq', 'parquet')")
-		timed("parquet_s3_to_table", "CREATE TABLE parquet_s3_to_table AS SELECT * FROM read_parquet('s3://"+g.Bucket+"/pq/*.parquet')", rows, " from S3 (versitygw on loopback)")
+		timed("parquet_to_table", "CREATE TABLE parquet_to_table AS SELECT * FROM read_parquet('file://"+imp+"/pq/**/*.parquet')", rows, " local disk (goal >= 2M rows/s)")
+		mustExec(b, db, "CALL lake_export('SELECT * FROM csv_to_table', 's3://"+g.Bucket+"/pq/rows.parquet', 'parquet')")
+		timed("parquet_s3_to_table", "CREATE TABLE parquet_s3_to_table AS SELECT * FROM read_parquet('s3://"+g.Bucket+"/pq/**/*.parquet')", rows, " from S3 (versitygw on loopback)")
 		mariaFigures(b, db, mariaRows)
 		fmt.Println("\n=== connector figures ===")
 		for _, f := range figures {
@@ -88,7 +88,7 @@ func BenchmarkConnectors(b *testing.B) {
 // MariaDB twice: through mysql_query, and through SELECT … INTO OUTFILE on the MariaDB side
 // plus LOAD DATA LOCAL INFILE into lakehoused (the way without a connector).
 func mariaFigures(b *testing.B, db *sql.DB, rows int64) {
-	maria, err := sql.Open("mysql", "root@tcp(127.0.0.1:3306)/")
+	maria, err := sql.Open("mysql", "root@tcp(127.0.0.1:3306)/test")
 	if err != nil {
 		b.Fatal(err)
 	}

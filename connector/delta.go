@@ -8,6 +8,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 
+	"github.com/lakehoused/lakehoused/storage"
 	"github.com/lakehoused/lakehoused/table"
 	"github.com/lakehoused/lakehoused/txlog"
 )
@@ -29,6 +30,11 @@ func OpenDelta(ctx context.Context, res *Resolver, rawURL string, version int64)
 	if err := snap.CheckRead(); err != nil {
 		return nil, err
 	}
+	return DeltaSnapshot(ctx, store, snap)
+}
+
+// DeltaSnapshot reads every live file of snap, a snapshot of the table in store.
+func DeltaSnapshot(ctx context.Context, store storage.Store, snap *txlog.Snapshot) (Source, error) {
 	sc, err := table.Scan(ctx, store, snap.Schema, snap.Metadata.PartitionColumns, snap.Files, table.ScanOptions{BatchRows: BatchRows})
 	if err != nil {
 		return nil, err

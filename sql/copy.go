@@ -12,6 +12,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	gms "github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/go-mysql-server/sql/expression"
+	"github.com/dolthub/go-mysql-server/sql/plan"
 	"github.com/dolthub/go-mysql-server/sql/types"
 	"github.com/dolthub/vitess/go/mysql"
 
@@ -66,6 +68,13 @@ func (e *Engine) querySource(ctx *gms.Context, op, query string) (connector.Sour
 		src, err := sf.Source(ctx)
 		return src, sf.schema, err
 	}
+	if t, ok := wholeTable(ctx, node); ok {
+		src, err := connector.DeltaSnapshot(ctx, t.ct.Store, t.snap)
+		if err != nil {
+			return nil, nil, tableError(t.ct, err)
+		}
+		return src, t.schema.Schema, nil
+	}
 	iter, err := e.sqle.Analyzer.ExecBuilder.Build(ctx, node, nil)
 	if err != nil {
 		return nil, nil, err
@@ -76,6 +85,46 @@ func (e *Engine) querySource(ctx *gms.Context, op, query string) (connector.Sour
 		return nil, nil, err
 	}
 	return src, node.Schema(), nil
+}
+
+// wholeTable recognises SELECT * FROM t over a lakehoused table that this transaction has not
+// changed, whose files can then be streamed as they are.
+func wholeTable(ctx *gms.Context, n gms.Node) (*Table, bool) {
+	for {
+		switch x := n.(type) {
+		case *plan.ResolvedTable:
+			t, ok := x.Table.(*Table)
+			if !ok || t.lookup != nil || t.prune != nil {
+				return nil, false
+			}
+			for i, c := range t.projected { // a projection must keep every column, in order
+				if len(t.projected) != len(t.schema.Schema) || !strings.EqualFold(c, t.schema.Schema[i].Name) {
+					return nil, false
+				}
+			}
+			if tx := transactionOf(ctx); tx != nil {
+				if w, ok := tx.writes[t.ct]; ok && !w.empty() {
+					return nil, false
+				}
+			}
+			return t, true
+		case *plan.TableAlias:
+			n = x.Child
+		case *plan.Project:
+			if len(x.Projections) != len(x.Child.Schema()) {
+				return nil, false
+			}
+			for i, e := range x.Projections {
+				gf, ok := e.(*expression.GetField)
+				if !ok || gf.Index() != i {
+					return nil, false
+				}
+			}
+			n = x.Child
+		default:
+			return nil, false
+		}
+	}
 }
 
 func isIdentity(perm []int, n int) bool {
