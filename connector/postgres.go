@@ -658,4 +658,3 @@ func (p *pgArrayParser) emit(dst, v []byte) []byte {
 	}
 	return appendJSONString(dst, v)
 }
-

@@ -176,7 +176,6 @@ func TestImportConfinement(t *testing.T) {
 	expectRows(t, c, "SELECT 1", "1")
 }
 
-
 func TestHTTPAndS3Sources(t *testing.T) {
 	t.Parallel()
 	g := s3test.Start(t)
