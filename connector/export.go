@@ -95,6 +95,13 @@ func Export(ctx context.Context, res *Resolver, src Source, url string, opt Expo
 		}
 		target := url
 		if parts > 0 || !last {
+			if parts == 0 {
+				// Parts of an earlier, larger export of the same URL would otherwise be
+				// read back with these by a glob over the folder.
+				if err := res.Remove(ctx, strings.TrimSuffix(url, "/"), "part-*."+ext); err != nil {
+					return fmt.Errorf("export: clearing old parts under %s: %w", url, err)
+				}
+			}
 			target = fmt.Sprintf("%s/part-%05d.%s", strings.TrimSuffix(url, "/"), parts, ext)
 		}
 		written, err := res.Write(ctx, target, data)

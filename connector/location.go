@@ -37,6 +37,10 @@ type Resolver struct {
 	ImportDirs []string
 	// S3 reaches s3:// URLs (endpoint and credentials, as for the warehouse).
 	S3 storage.S3Config
+	// Deny are locations no URL may read or write even inside an import directory: the
+	// node's data directory (its key and connections) and the warehouse (tables are read
+	// and changed through SQL, not behind its back). file:///abs/path or s3://bucket/prefix.
+	Deny []string
 	// AllowPrivateHTTP lets http(s):// URLs reach loopback, private and link-local
 	// addresses (tests and trusted networks).
 	AllowPrivateHTTP bool
@@ -57,6 +61,8 @@ type Location struct {
 	scheme string
 	path   string // local path (file) or key (s3)
 	bucket string
+	dir    string // file: the import directory the path lies in; reads go through os.Root
+	rel    string // file: the path relative to dir
 }
 
 // Name is the last element of the location's path, for messages.
@@ -94,7 +100,52 @@ func (r *Resolver) localPath(raw string) (string, error) {
 	if _, ok := r.importDir(p); !ok {
 		return "", r.notAllowedFile(p)
 	}
+	if err := r.denied("file://" + filepath.ToSlash(p)); err != nil {
+		return "", err
+	}
 	return p, nil
+}
+
+// denied refuses URLs at or under a Deny location, except inside an import directory that
+// lies deeper than it (the default import directory is inside the data directory).
+func (r *Resolver) denied(u string) error {
+	under := func(u, d string) bool { return u == d || strings.HasPrefix(u, d+"/") }
+	for _, d := range r.Deny {
+		d = strings.TrimSuffix(d, "/")
+		if !under(u, d) {
+			continue
+		}
+		carved := false
+		for _, dir := range r.ImportDirs {
+			iu := "file://" + filepath.ToSlash(filepath.Clean(dir))
+			if iu != d && under(iu, d) && under(u, iu) {
+				carved = true
+			}
+		}
+		if !carved {
+			return fmt.Errorf("%s is %w: it is inside %s, which lakehoused keeps for itself (tables are read and written through SQL)", u, ErrNotAllowed, d)
+		}
+	}
+	return nil
+}
+
+// rooted splits an allowed local path into its import directory and the relative path that
+// os.Root resolves inside it, so no symlink or rename race can lead outside.
+func (r *Resolver) rooted(p string) (dir, rel string) {
+	dir, _ = r.importDir(p)
+	rel, err := filepath.Rel(dir, p)
+	if err != nil {
+		rel = "."
+	}
+	return dir, rel
+}
+
+// rootErr explains os.Root's refusal of a path that leaves its import directory.
+func (r *Resolver) rootErr(p string, err error) error {
+	if err != nil && strings.Contains(err.Error(), "escapes") {
+		return fmt.Errorf("%s leads outside its import directory through a symbolic link: %w", p, r.notAllowedFile(p))
+	}
+	return err
 }
 
 // importDir returns the import directory p lies in (lexically).
@@ -135,6 +186,9 @@ func globSplit(p string) (base, pattern string) {
 		return p, ""
 	}
 	j := strings.LastIndexByte(p[:i], '/')
+	if j < 0 {
+		return "", p
+	}
 	return p[:j], p[j+1:]
 }
 
@@ -161,54 +215,76 @@ func (r *Resolver) expandFile(raw string) ([]Location, error) {
 	if err != nil {
 		return nil, err
 	}
-	slashed := filepath.ToSlash(p)
+	dir, rel := r.rooted(p)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("import directory %s: %w", dir, err)
+	}
+	defer root.Close()
+	slashed := filepath.ToSlash(rel)
+	loc := func(rel string, size int64) Location {
+		full := filepath.Join(dir, filepath.FromSlash(rel))
+		return Location{URL: "file://" + filepath.ToSlash(full), Size: size, scheme: "file", path: full, dir: dir, rel: filepath.FromSlash(rel)}
+	}
 	if !hasMeta(slashed) {
-		if err := r.confine(p); err != nil {
+		st, err := root.Stat(rel)
+		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("file %s does not exist", p)
 			}
-			return nil, err
-		}
-		st, err := os.Stat(p)
-		if err != nil {
-			return nil, err
+			return nil, r.rootErr(p, err)
 		}
 		if st.IsDir() {
-			return nil, fmt.Errorf("%s is a directory; name a file or a glob such as %s/*.parquet", p, strings.TrimSuffix(slashed, "/"))
+			return nil, fmt.Errorf("%s is a directory; name a file or a glob such as %s/*.parquet", p, strings.TrimSuffix(filepath.ToSlash(p), "/"))
 		}
-		return []Location{{URL: "file://" + slashed, Size: st.Size(), scheme: "file", path: p}}, nil
+		return []Location{loc(slashed, st.Size())}, nil
 	}
 	base, pattern := globSplit(slashed)
-	if base == "" {
-		base = "/"
-	}
-	if err := r.confine(filepath.FromSlash(base)); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("no files match %s: directory %s does not exist", p, base)
+	fsys := root.FS()
+	if base != "" {
+		if st, err := root.Stat(base); err != nil || !st.IsDir() {
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, r.rootErr(p, err)
+			}
+			return nil, fmt.Errorf("no files match %s: %s is not a directory", p, filepath.Join(dir, base))
 		}
-		return nil, err
+		if fsys, err = fs.Sub(fsys, base); err != nil {
+			return nil, err
+		}
 	}
-	matches, err := doublestar.Glob(os.DirFS(base), pattern, doublestar.WithFilesOnly(), doublestar.WithFailOnIOErrors())
+	matches, err := doublestar.Glob(fsys, pattern, doublestar.WithFilesOnly(), doublestar.WithFailOnIOErrors())
 	if err != nil {
-		return nil, fmt.Errorf("listing %s: %w", p, err)
+		return nil, r.rootErr(p, fmt.Errorf("listing %s: %w", p, err))
 	}
 	slices.Sort(matches)
 	var out []Location
 	for _, m := range matches {
-		fp := filepath.Join(filepath.FromSlash(base), filepath.FromSlash(m))
-		if err := r.confine(fp); err != nil {
-			return nil, err
-		}
-		st, err := os.Stat(fp)
+		rel := path.Join(base, m)
+		st, err := root.Stat(rel)
 		if err != nil {
+			return nil, r.rootErr(filepath.Join(dir, rel), err)
+		}
+		l := loc(rel, st.Size())
+		if err := r.denied(l.URL); err != nil {
 			return nil, err
 		}
-		out = append(out, Location{URL: "file://" + filepath.ToSlash(fp), Size: st.Size(), scheme: "file", path: fp})
+		out = append(out, l)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("no files match %s", p)
 	}
 	return out, nil
+}
+
+// openLocal opens a file location inside its import directory.
+func (r *Resolver) openLocal(l Location) (*os.File, error) {
+	root, err := os.OpenRoot(l.dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	f, err := root.Open(l.rel)
+	return f, r.rootErr(l.path, err)
 }
 
 func (r *Resolver) s3Store(ctx context.Context, bucket string) (*storage.S3, error) {
@@ -248,6 +324,9 @@ func (r *Resolver) expandS3(ctx context.Context, raw string) ([]Location, error)
 	if err != nil {
 		return nil, err
 	}
+	if err := r.denied("s3://" + bucket + "/" + strings.TrimSuffix(key, "/")); err != nil {
+		return nil, err
+	}
 	s, err := r.s3Store(ctx, bucket)
 	if err != nil {
 		return nil, err
@@ -275,6 +354,9 @@ func (r *Resolver) expandS3(ctx context.Context, raw string) ([]Location, error)
 	for _, o := range objs {
 		rel := strings.TrimPrefix(o.Key, prefix)
 		if ok, _ := doublestar.Match(pattern, rel); ok {
+			if err := r.denied("s3://" + bucket + "/" + o.Key); err != nil {
+				return nil, err
+			}
 			out = append(out, Location{URL: "s3://" + bucket + "/" + o.Key, Size: o.Size, scheme: "s3", bucket: bucket, path: o.Key})
 		}
 	}
@@ -288,7 +370,7 @@ func (r *Resolver) expandS3(ctx context.Context, raw string) ([]Location, error)
 func (r *Resolver) Open(ctx context.Context, l Location) (io.ReadCloser, error) {
 	switch l.scheme {
 	case "file":
-		return os.Open(l.path)
+		return r.openLocal(l)
 	case "s3":
 		ra, size, err := r.OpenRandom(ctx, l)
 		if err != nil {
@@ -314,7 +396,7 @@ type readCloser struct {
 func (r *Resolver) OpenRandom(ctx context.Context, l Location) (storage.ReaderAtCloser, int64, error) {
 	switch l.scheme {
 	case "file":
-		f, err := os.Open(l.path)
+		f, err := r.openLocal(l)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -344,13 +426,17 @@ func (r *Resolver) OpenRandom(ctx context.Context, l Location) (storage.ReaderAt
 	return nil, 0, fmt.Errorf("cannot open %s", l.URL)
 }
 
-// Store opens a directory URL (a Delta table's root) as a read-only-by-convention store,
-// under the same rules as Expand.
+// Store opens a directory URL (a Delta table's root) as a store, under the same rules as
+// Expand. Files inside a local table are read by path: a symbolic link planted inside the
+// table's directory is not caught (the table's root is).
 func (r *Resolver) Store(ctx context.Context, raw string) (storage.Store, error) {
 	raw = strings.TrimSuffix(raw, "/")
 	if strings.HasPrefix(raw, "s3://") {
 		bucket, key, err := splitS3(raw)
 		if err != nil {
+			return nil, err
+		}
+		if err := r.denied("s3://" + bucket + "/" + key); err != nil {
 			return nil, err
 		}
 		return storage.NewS3(ctx, r.S3, bucket, key)
@@ -372,18 +458,23 @@ func (r *Resolver) Store(ctx context.Context, raw string) (storage.Store, error)
 }
 
 // Write stores data as the object raw names (an export), replacing it. Local files are
-// written through a temporary file and renamed, inside the import directories only.
+// written inside their import directory through os.Root (so no symbolic link, or one swapped
+// in meanwhile, leads outside), to a temporary file that is synced and renamed.
 func (r *Resolver) Write(ctx context.Context, raw string, data []byte) (string, error) {
 	if strings.HasPrefix(raw, "s3://") {
 		bucket, key, err := splitS3(raw)
 		if err != nil {
 			return "", err
 		}
+		u := "s3://" + bucket + "/" + key
+		if err := r.denied(u); err != nil {
+			return "", err
+		}
 		s, err := r.s3Store(ctx, bucket)
 		if err != nil {
 			return "", err
 		}
-		return "s3://" + bucket + "/" + key, s.Put(ctx, key, data)
+		return u, s.Put(ctx, key, data)
 	}
 	if strings.Contains(raw, "://") && !strings.HasPrefix(raw, "file://") {
 		return "", fmt.Errorf("exports go to file:// or s3:// URLs, not %q", raw)
@@ -395,24 +486,107 @@ func (r *Resolver) Write(ctx context.Context, raw string, data []byte) (string, 
 	if hasMeta(filepath.ToSlash(p)) {
 		return "", fmt.Errorf("an export URL may not contain wildcards: %s", p)
 	}
-	dir, _ := r.importDir(p)
-	if err := r.confine(dir); err != nil {
-		return "", err
+	dir, rel := r.rooted(p)
+	if rel == "." {
+		return "", fmt.Errorf("%s is an import directory; name a file inside it", p)
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return "", err
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return "", fmt.Errorf("import directory %s: %w", dir, err)
 	}
-	if err := r.confine(filepath.Dir(p)); err != nil {
-		return "", err
+	defer root.Close()
+	if err := root.MkdirAll(filepath.Dir(rel), 0o755); err != nil {
+		return "", r.rootErr(p, err)
 	}
-	if st, err := os.Lstat(p); err == nil && st.Mode()&fs.ModeSymlink != 0 {
+	if st, err := root.Lstat(rel); err == nil && st.Mode()&fs.ModeSymlink != 0 {
 		return "", fmt.Errorf("%s is a symbolic link; exports do not write through links", p)
 	}
-	st, err := storage.NewLocal(filepath.Dir(p))
+	tmp := rel + ".tmp-export"
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return "", err
+		return "", r.rootErr(p, err)
 	}
-	return "file://" + filepath.ToSlash(p), st.Put(ctx, filepath.Base(p), data)
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = root.Rename(tmp, rel)
+	}
+	if err != nil {
+		root.Remove(tmp)
+		return "", r.rootErr(p, err)
+	}
+	if d, err := root.Open(filepath.Dir(rel)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return "file://" + filepath.ToSlash(p), nil
+}
+
+// Remove deletes the objects under the folder URL raw whose names match pattern (a glob
+// over names, not paths): an export's parts from an earlier run.
+func (r *Resolver) Remove(ctx context.Context, raw, pattern string) error {
+	if strings.HasPrefix(raw, "s3://") {
+		bucket, key, err := splitS3(raw + "/x")
+		if err != nil {
+			return err
+		}
+		prefix := strings.TrimSuffix(key, "x")
+		if err := r.denied("s3://" + bucket + "/" + strings.TrimSuffix(prefix, "/")); err != nil {
+			return err
+		}
+		s, err := r.s3Store(ctx, bucket)
+		if err != nil {
+			return err
+		}
+		objs, err := s.List(ctx, prefix)
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			name := strings.TrimPrefix(o.Key, prefix)
+			if ok, _ := path.Match(pattern, name); ok && !strings.Contains(name, "/") {
+				if err := s.Delete(ctx, o.Key); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	p, err := r.localPath(raw)
+	if err != nil {
+		return err
+	}
+	dir, rel := r.rooted(p)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	f, err := root.Open(rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return r.rootErr(p, err)
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return nil // not a directory: nothing of ours is in it
+	}
+	for _, n := range names {
+		if ok, _ := path.Match(pattern, n); ok {
+			if err := root.Remove(filepath.Join(rel, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // --- HTTP ---
@@ -445,10 +619,32 @@ func refusePrivate(network, address string, _ syscall.RawConn) error {
 	}
 	ip := net.ParseIP(host)
 	if ip == nil || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() {
+		ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() || inSpecialRange(ip) {
 		return fmt.Errorf("connecting to %s is %w: it is a loopback, private or link-local address (start the server with --allow-private-http to allow it)", host, ErrNotAllowed)
 	}
 	return nil
+}
+
+// specialRanges are non-public ranges net.IP's predicates miss: shared address space (cloud
+// metadata services live there), "this network", IETF protocol assignments, benchmarking,
+// and the IPv6 prefixes that embed an IPv4 address (NAT64, 6to4), which could carry a
+// loopback or metadata address.
+var specialRanges = func() []*net.IPNet {
+	var out []*net.IPNet
+	for _, c := range []string{"0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "198.18.0.0/15", "240.0.0.0/4", "64:ff9b::/96", "64:ff9b:1::/48", "2002::/16"} {
+		_, n, _ := net.ParseCIDR(c)
+		out = append(out, n)
+	}
+	return out
+}()
+
+func inSpecialRange(ip net.IP) bool {
+	for _, n := range specialRanges {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Resolver) httpDo(ctx context.Context, method, u, rng string) (*http.Response, error) {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/lakehoused/lakehoused/catalog"
@@ -121,7 +122,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		opener.S3Disk = disk
 	}
-	resolver, err := newResolver(cfg)
+	resolver, err := newResolver(cfg, wh)
 	if err != nil {
 		return nil, err
 	}
@@ -187,8 +188,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 
 // newResolver makes the import directories absolute (creating the default one) so that
 // file:// URLs are checked against real paths.
-func newResolver(cfg Config) (*connector.Resolver, error) {
+func newResolver(cfg Config, warehouse string) (*connector.Resolver, error) {
 	r := &connector.Resolver{S3: cfg.S3, AllowPrivateHTTP: cfg.AllowPrivateHTTP}
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if filepath.IsAbs(warehouse) {
+		warehouse = "file://" + filepath.ToSlash(warehouse)
+	}
+	// The node's own state and the tables are off limits to file and S3 URLs.
+	r.Deny = []string{"file://" + filepath.ToSlash(dataDir), strings.TrimSuffix(warehouse, "/")}
 	for i, d := range cfg.ImportDirs {
 		abs, err := filepath.Abs(d)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"time"
 
@@ -66,7 +67,14 @@ func (e *Engine) querySource(ctx *gms.Context, op, query string) (connector.Sour
 	}
 	if sf, perm, ok := sourceOf(node); ok && isIdentity(perm, len(sf.schema)) && len(node.Schema()) == len(sf.schema) {
 		src, err := sf.Source(ctx)
-		return src, sf.schema, err
+		// The SELECT's names (aliases) with the source's columns.
+		sch := make(gms.Schema, len(sf.schema))
+		for i, c := range sf.schema {
+			cc := *c
+			cc.Name = node.Schema()[i].Name
+			sch[i] = &cc
+		}
+		return src, sch, err
 	}
 	if t, ok := wholeTable(ctx, node); ok {
 		src, err := connector.DeltaSnapshot(ctx, t.ct.Store, t.snap)
@@ -309,6 +317,9 @@ func (e *Engine) lakeCopy(ctx *gms.Context, query, target, modeArg string, args 
 			return nil, mysql.NewSQLError(mysql.ERWrongArguments, "HY000", "lake_copy: unknown option %q; the known option is incremental_column=COLUMN", args[0])
 		}
 		incCol = strings.Trim(v, "` '\"")
+		if mode.kind == "overwrite" {
+			return nil, mysql.NewSQLError(mysql.ERWrongArguments, "HY000", "lake_copy: an incremental copy cannot overwrite (each run would leave only the newer rows); use 'append' or 'merge:keys'")
+		}
 	}
 	dbName, tblName, err := splitTableName(ctx, target)
 	if err != nil {
@@ -321,7 +332,16 @@ func (e *Engine) lakeCopy(ctx *gms.Context, query, target, modeArg string, args 
 		if t, ok, err := e.lookupTable(ctx, dbName, tblName); err != nil {
 			return nil, err
 		} else if ok {
-			if mark, ok := t.snap.Metadata.Configuration[markKey]; ok {
+			mark, ok := t.snap.Metadata.Configuration[markKey]
+			if tx := transactionOf(ctx); tx != nil && tx.writes[t.ct] != nil {
+				if m, pending := tx.writes[t.ct].props[markKey]; pending { // an earlier copy in this transaction
+					mark, ok = m, true
+				}
+			}
+			if ok {
+				if !validMark(mark) {
+					return nil, mysql.NewSQLError(mysql.ERWrongArguments, "HY000", "lake_copy: the high-water mark %s of %s.%s is damaged (%q); remove it with lake_set_property to copy everything again", markKey, dbName, tblName, mark)
+				}
 				query = fmt.Sprintf("SELECT * FROM (%s) AS __lake_src WHERE `%s` > %s", query, strings.ReplaceAll(incCol, "`", "``"), mark)
 			}
 		}
@@ -336,11 +356,24 @@ func (e *Engine) lakeCopy(ctx *gms.Context, query, target, modeArg string, args 
 		if incIdx = srcSch.IndexOfColName(incCol); incIdx < 0 {
 			return nil, mysql.NewSQLError(mysql.ERBadFieldError, "42S22", "lake_copy: the incremental column %q is not in the source's columns", incCol)
 		}
+		if types.IsFloat(srcSch[incIdx].Type) || types.IsJSON(srcSch[incIdx].Type) || types.IsBlobType(srcSch[incIdx].Type) {
+			return nil, mysql.NewSQLError(mysql.ERWrongArguments, "HY000", "lake_copy: the incremental column %q is %s; use an integer, DECIMAL, date, time or string column", incCol, srcSch[incIdx].Type)
+		}
 	}
-	t, err := e.copyTarget(ctx, dbName, tblName, srcSch, mode)
+	t, created, err := e.copyTarget(ctx, dbName, tblName, srcSch, mode)
 	if err != nil {
 		return nil, err
 	}
+	ok := false
+	defer func() {
+		if !ok && created { // a copy that failed leaves no table behind
+			if d, err := e.provider.Database(ctx, dbName); err == nil {
+				if dd, isOurs := d.(*Database); isOurs {
+					_ = dd.DropTable(ctx, tblName)
+				}
+			}
+		}
+	}()
 	tx := transactionOf(ctx)
 	if tx == nil {
 		return nil, fmt.Errorf("lake_copy: no transaction for a write")
@@ -359,12 +392,21 @@ func (e *Engine) lakeCopy(ctx *gms.Context, query, target, modeArg string, args 
 		tracker.read = readerFor(src.Schema().Field(incIdx).Type, tracker.typ)
 	}
 	w.begin()
+	defer func() {
+		if !ok { // an error or a panic: the statement changes nothing
+			w.discard()
+		}
+	}()
 	var written int64
 	if mode.kind == "overwrite" {
 		w.stmt.truncated = true
 		w.stmt.ops["truncate"] = true
 	}
-	perm := seq(len(srcSch))
+	// Columns are matched by name, as on the row path.
+	perm := make([]int, len(t.schema.Schema))
+	for i, c := range t.schema.Schema {
+		perm[i] = srcSch.IndexOfColName(c.Name)
+	}
 	cols, fast := stagingPlan(t, srcSch, src.Schema(), perm)
 	if fast && mode.kind != "merge" {
 		written, err = e.stageSource(ctx, t, w, &markSource{Source: src, m: tracker, ctx: ctx}, cols, job)
@@ -374,19 +416,19 @@ func (e *Engine) lakeCopy(ctx *gms.Context, query, target, modeArg string, args 
 	if err == nil && tracker.err != nil {
 		err = tracker.err
 	}
+	var lit string
+	if err == nil && markKey != "" && tracker.max != nil {
+		lit, err = sqlLiteral(tracker.typ, tracker.max)
+	}
 	if err == nil {
 		err = w.complete()
 	}
 	job.End(err)
 	if err != nil {
-		w.discard()
 		return nil, sourceError("lake_copy", err)
 	}
-	if markKey != "" && tracker.max != nil {
-		lit, err := sqlLiteral(tracker.typ, tracker.max)
-		if err != nil {
-			return nil, err
-		}
+	ok = true
+	if lit != "" {
 		if w.props == nil {
 			w.props = map[string]string{}
 		}
@@ -437,6 +479,15 @@ func (s *markSource) Next(ctx context.Context) (arrow.RecordBatch, error) {
 	}
 	return rec, nil
 }
+
+// markNumber and markString are the two forms sqlLiteral writes; a stored mark is checked
+// against them before it goes into a query, since any Delta writer can set properties.
+var (
+	markNumber = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
+	markString = regexp.MustCompile(`^'([^'\\]|''|\\\\)*'$`)
+)
+
+func validMark(s string) bool { return markNumber.MatchString(s) || markString.MatchString(s) }
 
 // sqlLiteral writes v as a SQL literal of type t, for the incremental filter.
 func sqlLiteral(t gms.Type, v any) (string, error) {
@@ -570,22 +621,22 @@ func (e *Engine) lookupTable(ctx *gms.Context, db, name string) (*Table, bool, e
 
 // copyTarget returns the target table, creating it with the source's columns (and the merge
 // keys as its primary key) when it does not exist.
-func (e *Engine) copyTarget(ctx *gms.Context, db, name string, srcSch gms.Schema, mode copyMode) (*Table, error) {
+func (e *Engine) copyTarget(ctx *gms.Context, db, name string, srcSch gms.Schema, mode copyMode) (*Table, bool, error) {
 	if t, ok, err := e.lookupTable(ctx, db, name); err != nil {
-		return nil, err
+		return nil, false, err
 	} else if ok {
 		if t.ct.Entry.ReadOnly {
-			return nil, readOnlyError(t.ct, "lake_copy")
+			return nil, false, readOnlyError(t.ct, "lake_copy")
 		}
-		return t, nil
+		return t, false, nil
 	}
 	d, err := e.provider.Database(ctx, db)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	cd, ok := d.(*Database)
 	if !ok {
-		return nil, fmt.Errorf("database %s cannot hold lakehoused tables", db)
+		return nil, false, fmt.Errorf("database %s cannot hold lakehoused tables", db)
 	}
 	cols := make(gms.Schema, len(srcSch))
 	var pk []int
@@ -601,19 +652,19 @@ func (e *Engine) copyTarget(ctx *gms.Context, db, name string, srcSch gms.Schema
 	for _, k := range mode.keys {
 		j := cols.IndexOfColName(k)
 		if j < 0 {
-			return nil, mysql.NewSQLError(mysql.ERBadFieldError, "42S22", "lake_copy: merge key %q is not a column of the source", k)
+			return nil, false, mysql.NewSQLError(mysql.ERBadFieldError, "42S22", "lake_copy: merge key %q is not a column of the source", k)
 		}
 		pk = append(pk, j)
 	}
 	if err := cd.CreateTable(ctx, name, gms.NewPrimaryKeySchema(cols, pk...), gms.Collation_Default, ""); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	t, ok, err := e.lookupTable(ctx, db, name)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("lake_copy: table %s.%s vanished after it was created", db, name)
+		return nil, false, fmt.Errorf("lake_copy: table %s.%s vanished after it was created", db, name)
 	}
-	return t, nil
+	return t, true, nil
 }

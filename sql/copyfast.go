@@ -118,7 +118,7 @@ func stagingPlan(t *Table, srcSch gms.Schema, srcArrow *arrow.Schema, perm []int
 	cols := make([]stagedColumn, len(tsch))
 	for i, c := range tsch {
 		s := perm[i]
-		if c.AutoIncrement || c.Generated != nil || s >= srcArrow.NumFields() {
+		if c.AutoIncrement || c.Generated != nil || s < 0 || s >= srcArrow.NumFields() {
 			return nil, false
 		}
 		if !arrow.TypeEqual(as.Field(i).Type, srcArrow.Field(s).Type) {
@@ -304,15 +304,21 @@ func (c *copyIter) run(ctx *gms.Context) (int64, error) {
 	defer src.Close()
 	job := c.e.jobs.Start("insert from "+c.sf.name, c.t.db.name+"."+c.t.Name(), ctx.Session.ID())
 	w.begin()
+	completed := false
+	defer func() {
+		if !completed { // an error or a panic: the statement changes nothing
+			w.discard()
+		}
+	}()
 	n, err := c.e.stageSource(ctx, c.t, w, src, c.cols, job)
 	if err == nil {
 		err = w.complete()
 	}
 	job.End(err)
 	if err != nil {
-		w.discard()
 		return 0, err
 	}
+	completed = true
 	c.e.fastCopies.Add(1)
 	return n, nil
 }

@@ -326,7 +326,15 @@ func (e *Engine) checkAppendedKeys(ctx *gms.Context, w *tableWrites, sch gms.Pri
 	defer ki.mu.Unlock()
 	var dup string
 	w.eachLiveKey(func(k string, pos int) bool {
-		if ki.has(k) && w.deletes[k] == 0 {
+		taken := ki.has(k) && w.deletes[k] == 0
+		if taken && w.truncated {
+			// A truncating transaction removes every file of its snapshot: only keys in
+			// files appended since then are in its way.
+			path, _ := ki.get(k)
+			_, ours := w.snap.File(path)
+			taken = !ours
+		}
+		if taken {
 			dup = "(unreadable)"
 			if r, err := w.ins.row(pos); err == nil {
 				dup = keyText(r, w.pk)

@@ -36,6 +36,7 @@ type sourceFunc struct {
 	vals   []any
 	fields []txlog.StructField
 	schema gms.Schema
+	arrow  *arrow.Schema // the batches' schema when the statement was planned
 	primed *primedSource
 }
 
@@ -112,6 +113,7 @@ func (f *sourceFunc) NewInstance(ctx *gms.Context, db gms.Database, args []gms.E
 		}
 		nf.schema[i] = &gms.Column{Name: fl.Name, Type: t, Nullable: true, Source: f.name}
 	}
+	nf.arrow = src.Schema()
 	nf.primed = newPrimed(src)
 	return &nf, nil
 }
@@ -126,7 +128,26 @@ func (f *sourceFunc) Source(ctx *gms.Context) (connector.Source, error) {
 	if err != nil {
 		return nil, sourceError(f.name, err)
 	}
+	// Opened again (the statement runs its scan more than once, or planning was long
+	// ago): a glob may match other files now, a server's table may have changed.
+	if !sameTypes(src.Schema(), f.arrow) {
+		src.Close()
+		return nil, mysql.NewSQLError(mysql.ERUnknownError, mysql.SSUnknownSQLState,
+			"%s: the source's columns changed since the statement was planned (now %s, planned %s); run the statement again", f.name, src.Schema(), f.arrow)
+	}
 	return src, nil
+}
+
+func sameTypes(a, b *arrow.Schema) bool {
+	if a.NumFields() != b.NumFields() {
+		return false
+	}
+	for i := range a.Fields() {
+		if !arrow.TypeEqual(a.Field(i).Type, b.Field(i).Type) {
+			return false
+		}
+	}
+	return true
 }
 
 func (f *sourceFunc) RowIter(ctx *gms.Context, _ gms.Row) (gms.RowIter, error) {

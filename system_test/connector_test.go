@@ -74,8 +74,7 @@ func writeFile(t *testing.T, path, content string) {
 
 func TestFileSources(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	n := startNodeWith(t, dir, func(c *server.Config) { c.ImportDirs = []string{dir} })
+	n := startNode(t, "")
 	imp := filepath.Join(n.dir, "import")
 	c := n.conn("")
 	mustExec(t, c, "CREATE DATABASE d")
@@ -137,9 +136,27 @@ func TestFileSources(t *testing.T) {
 	expectRows(t, nodb, "SELECT DATABASE()", "NULL")
 	expectErr(t, nodb, "SELECT * FROM people", 1046, "")
 
-	// read_delta reads a table's folder without attaching it, at a version too.
-	expectRows(t, c, "SELECT COUNT(*) FROM read_delta('file://"+n.dir+"/d/people')", "4")
-	expectRows(t, c, "SELECT COUNT(*) FROM read_delta('file://"+n.dir+"/d/people', 1)", "3")
+	// read_delta reads a Delta table's folder without attaching it, at a version too (a
+	// copy of one of ours here; the warehouse itself is off limits to URLs).
+	if err := os.CopyFS(filepath.Join(imp, "people_copy"), os.DirFS(filepath.Join(n.dir, "d", "people"))); err != nil {
+		t.Fatal(err)
+	}
+	expectRows(t, c, "SELECT COUNT(*) FROM read_delta('file://"+imp+"/people_copy')", "4")
+	expectRows(t, c, "SELECT COUNT(*) FROM read_delta('file://"+imp+"/people_copy', 1)", "3")
+	expectErr(t, c, "SELECT COUNT(*) FROM read_delta('file://"+n.dir+"/d/people')", 1290, "not allowed")
+
+	// lake_copy matches columns by name and keeps the SELECT's aliases.
+	mustExec(t, c, "CREATE TABLE swapped (score DOUBLE, id BIGINT)")
+	mustExec(t, c, "CALL lake_copy('SELECT * FROM read_csv(''file://"+imp+"/people.csv'')', 'd.swapped', 'append')")
+	expectRows(t, c, "SELECT id, score FROM swapped ORDER BY id", "1\t9.5", "2\tNULL", "3\t7.25")
+	mustExec(t, c, "CALL lake_copy('SELECT id AS pid, name AS who FROM read_csv(''file://"+imp+"/people.csv'')', 'd.aliased', 'merge:pid')")
+	expectRows(t, c, "SELECT pid, who FROM aliased WHERE pid = 1", "1\tAda")
+	expectErr(t, c, "CALL lake_copy('SELECT * FROM people', 'd.inc', 'overwrite', 'incremental_column=id')", 1210, "cannot overwrite")
+	expectErr(t, c, "CALL lake_copy('SELECT * FROM people', 'd.incf', 'append', 'incremental_column=score')", 1210, "use an integer")
+	expectRows(t, c, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name IN ('inc', 'incf')", "0")
+	// A failed copy into a new table leaves no table behind.
+	expectErr(t, c, "CALL lake_copy('SELECT * FROM read_csv(''file://"+imp+"/ragged.csv'')', 'd.never', 'append')", 1105, "line 3")
+	expectRows(t, c, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'never'", "0")
 }
 
 func TestImportConfinement(t *testing.T) {
@@ -167,6 +184,16 @@ func TestImportConfinement(t *testing.T) {
 		expectErr(t, c, "SELECT * FROM read_csv('"+u+"')", 1290, "not allowed")
 	}
 	expectErr(t, c, "CALL lake_export('SELECT 1', 'file://"+outside+"/x.csv', 'csv')", 1290, "--import-dir")
+	expectErr(t, c, "CALL lake_export('SELECT 1', 'file://"+imp+"/dirlink/x.csv', 'csv')", 1290, "symbolic link")
+	if _, err := os.Stat(filepath.Join(outside, "x.csv")); err == nil {
+		t.Fatal("an export through a symbolic link wrote outside the import directory")
+	}
+	// The node's own files and its tables are off limits even when an import directory
+	// covers them.
+	n2 := startNodeWith(t, "", func(cfg *server.Config) { cfg.ImportDirs = []string{filepath.Dir(n.dir)} })
+	c2 := n2.conn("")
+	expectErr(t, c2, "SELECT * FROM read_csv('file://"+n2.dir+"/secret.key')", 1290, "keeps for itself")
+	expectErr(t, c2, "CALL lake_export('SELECT 1', 'file://"+n2.dir+"/d/t/_delta_log/00000000000000000009.json', 'json')", 1290, "keeps for itself")
 	// Private addresses over HTTP are refused unless the server allows them.
 	srv := httptest.NewServer(http.FileServer(http.Dir(imp)))
 	defer srv.Close()
@@ -210,6 +237,8 @@ func TestHTTPAndS3Sources(t *testing.T) {
 		"1\tx\t2024-01-02", "2\tNULL\tNULL", "3\tünï\t1999-12-31")
 	expectRows(t, c, "SELECT COUNT(*) FROM read_parquet('s3://"+g.Bucket+"/ex/*.parquet')", "2")
 	expectErr(t, c, "SELECT * FROM read_parquet('s3://"+g.Bucket+"/nothing/*.parquet')", 1105, "no objects match")
+	mustExec(t, c, "CALL lake_export('SELECT * FROM t', 's3://"+g.Bucket+"/top.parquet', 'parquet')")
+	expectRows(t, c, "SELECT COUNT(*) FROM read_parquet('s3://"+g.Bucket+"/*.parquet')", "3")
 	mustExec(t, c, "CALL lake_export('SELECT * FROM t ORDER BY id', 'file://"+imp+"/t.parquet', 'parquet')")
 	expectRows(t, c, "SELECT COUNT(*) FROM read_parquet('"+srv.URL+"/t.parquet')", "3")
 }
