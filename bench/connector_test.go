@@ -64,7 +64,8 @@ func BenchmarkConnectors(b *testing.B) {
 			if n.metrics(b)["lakehoused_insert_select_fast_total"] > fast {
 				path = "Arrow fast path"
 			}
-			figure("%s: %d rows in %.2fs = %s rows/s%s (%s)", name, want, d.Seconds(), rate(want, d), unit, path)
+			bytes := queryInt(b, db, "SELECT CAST(SUM(size_bytes) AS SIGNED) FROM lake_files('"+dbName+"."+name+"')")
+			figure("%s: %d rows in %.2fs = %s rows/s%s (%s; table %s)", name, want, d.Seconds(), rate(want, d), unit, path, mib(bytes))
 			return d
 		}
 		timed("csv_to_table", fmt.Sprintf("CREATE TABLE csv_to_table AS SELECT * FROM read_csv('file://%s', 'header=false, columns=%s')", csv, cols),

@@ -101,7 +101,7 @@ func wholeTable(ctx *gms.Context, n gms.Node) (*Table, bool) {
 	for {
 		switch x := n.(type) {
 		case *plan.ResolvedTable:
-			t, ok := x.Table.(*Table)
+			t, ok := gms.GetUnderlyingTable(x.Table).(*Table) // under GMS's ProcessTable
 			if !ok || t.lookup != nil || t.prune != nil {
 				return nil, false
 			}
