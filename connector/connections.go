@@ -95,6 +95,14 @@ func (c *Connections) Create(name, kind, rawURL string) error {
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("connection %s: malformed URL %s; expected %s://user:password@host:port/db", name, RedactURL(rawURL), kind)
 	}
+	if strings.Contains(u.Path, "@") || strings.Contains(u.RawQuery, "@") || strings.Contains(u.Fragment, "@") {
+		return fmt.Errorf("connection %s: the URL has an '@' after its host; percent-encode special characters in the password (/ is %%2F, @ is %%40)", name)
+	}
+	for k := range u.Query() {
+		if strings.EqualFold(k, "password") {
+			return fmt.Errorf("connection %s: put the password in the URL's user part (%s://user:password@host/db), not in a parameter, so that it is sealed", name, u.Scheme)
+		}
+	}
 	if want := map[string][]string{"mysql": {"mysql"}, "postgres": {"postgres", "postgresql"}}[kind]; !contains(want, u.Scheme) {
 		return fmt.Errorf("connection %s: a %s connection needs a %s:// URL, got %s://", name, kind, want[0], u.Scheme)
 	}

@@ -170,10 +170,13 @@ func lakeConnections(_ *gms.Context, e *Engine, _ []any) ([]gms.Row, error) {
 // urlPassword matches the password of a URL in a statement's text.
 var urlPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s'"]*:)[^@\s'"]+@`)
 
+// passwordParam matches password=… in a URL's query.
+var passwordParam = regexp.MustCompile(`(?i)([?&]password=)[^&\s'"]+`)
+
 // redactQuery hides passwords of URLs in statement text shown by SHOW PROCESSLIST.
 func redactQuery(q string) string {
 	if !strings.Contains(q, "://") {
 		return q
 	}
-	return urlPassword.ReplaceAllString(q, "${1}***@")
+	return passwordParam.ReplaceAllString(urlPassword.ReplaceAllString(q, "${1}***@"), "${1}***")
 }
