@@ -16,8 +16,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/lakehoused/lakehoused/txlog"
 )
@@ -174,36 +172,6 @@ type jsonSource struct {
 	closed   bool
 }
 
-// sniffDecompress returns a reader of the decompressed bytes of r: compression "auto"
-// recognises gzip and zstd by their magic bytes, "none" reads r as it is.
-func sniffDecompress(r io.Reader, compression string) (io.Reader, func() error, error) {
-	br := bufio.NewReaderSize(r, 1<<20)
-	if compression == "auto" {
-		compression = "none"
-		magic, _ := br.Peek(4)
-		switch {
-		case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-			compression = "gzip"
-		case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-			compression = "zstd"
-		}
-	}
-	switch compression {
-	case "gzip":
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, nil, fmt.Errorf("not gzip data: %w", err)
-		}
-		return zr, zr.Close, nil
-	case "zstd":
-		zr, err := zstd.NewReader(br)
-		if err != nil {
-			return nil, nil, fmt.Errorf("not zstd data: %w", err)
-		}
-		return zr, func() error { zr.Close(); return nil }, nil
-	}
-	return br, func() error { return nil }, nil
-}
 
 func (s *jsonSource) openInput(ctx context.Context, i int) error {
 	loc := s.locs[i]
@@ -212,7 +180,12 @@ func (s *jsonSource) openInput(ctx context.Context, i int) error {
 		return fmt.Errorf("read_json: opening %s: %w", loc.URL, err)
 	}
 	in := &jsonInput{idx: i, raw: rc, counted: countingReader{r: rc, n: new(atomic.Int64)}}
-	r, closeFn, err := sniffDecompress(in.counted, s.opt.Compression)
+	dr, err := Decompress(in.counted, s.opt.Compression)
+	var r io.Reader = dr
+	closeFn := func() error { return nil }
+	if dr != nil {
+		closeFn = dr.Close
+	}
 	if err != nil {
 		rc.Close()
 		return fmt.Errorf("read_json: %s: %w", loc.URL, err)
