@@ -167,7 +167,7 @@ func TestJSONErrors(t *testing.T) {
 		{"case clash", `{"id":1,"ID":2}`, JSONOptions{}, `keys "id" and "ID" differ only in case`},
 		{"unterminated string", `{"a":"x}`, JSONOptions{}, `FILE line 1 column 9: unterminated string`},
 		{"bad escape", `{"a":"\q"}`, JSONOptions{}, `FILE line 1 column 7: unknown escape \q`},
-		{"bad compression", `{"a":1}`, JSONOptions{Compression: "gzip"}, `FILE: not gzip data`},
+		{"bad compression", `{"a":1}`, JSONOptions{Compression: "gzip"}, `FILE: not a gzip stream`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
