@@ -197,6 +197,22 @@ func (s *dbStream) fill(ctx context.Context, readRow func() (bool, error)) (arro
 	return s.builder.NewRecordBatch(), nil
 }
 
+// next is Next for every server: it reads a batch with readRow, and a ctx cancelled while
+// the server is waited on ends the query through cancel. what names the result for errors.
+func (s *dbStream) next(ctx context.Context, closed bool, what string, cancel context.CancelFunc, readRow func() (bool, error)) (arrow.RecordBatch, error) {
+	if closed {
+		return nil, fmt.Errorf("%s is closed", what)
+	}
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	rec, err := s.fill(ctx, readRow)
+	if err != nil && err != io.EOF && ctx.Err() != nil {
+		s.err = ctx.Err()
+		return nil, s.err
+	}
+	return rec, err
+}
+
 func (s *dbStream) release() {
 	if s.builder != nil {
 		s.builder.Release()
@@ -300,18 +316,6 @@ func parseDecimalText(b []byte, prec, scale int32) (decimal128.Num, error) {
 	return n, nil
 }
 
-func daysInMonth(y, m int) int {
-	switch m {
-	case 2:
-		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
-}
 
 func digitsAt(b []byte, i, n int) (int, bool) {
 	if i+n > len(b) {
@@ -337,7 +341,7 @@ func parseDateText(b []byte) (days int64, ok bool, err error) {
 	if !ok1 || !ok2 || !ok3 || b[4] != '-' || b[7] != '-' {
 		return 0, false, fmt.Errorf("%q is not a date (YYYY-MM-DD)", b)
 	}
-	if y == 0 || m < 1 || m > 12 || d < 1 || d > daysInMonth(y, m) {
+	if y == 0 || m < 1 || m > 12 || d < 1 || d > daysIn(y, m) {
 		return 0, false, nil
 	}
 	return int64(daysFromCivil(y, m, d)), true, nil

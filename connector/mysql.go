@@ -174,17 +174,7 @@ func (s *mysqlSource) connectionID(ctx context.Context) (uint64, error) {
 // Next reads up to BatchRows rows. A ctx cancelled while it waits for the server drops the
 // connection (the driver cannot abandon a half-read packet any other way).
 func (s *mysqlSource) Next(ctx context.Context) (arrow.RecordBatch, error) {
-	if s.closed {
-		return nil, fmt.Errorf("mysql: the result from %s is closed", s.addr)
-	}
-	stop := context.AfterFunc(ctx, s.cancel)
-	defer stop()
-	rec, err := s.fill(ctx, s.readRow)
-	if err != nil && err != io.EOF && ctx.Err() != nil {
-		s.err = ctx.Err()
-		return nil, s.err
-	}
-	return rec, err
+	return s.next(ctx, s.closed, "mysql: the result from "+s.addr, s.cancel, s.readRow)
 }
 
 func (s *mysqlSource) readRow() (bool, error) {

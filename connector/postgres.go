@@ -13,7 +13,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strconv"
 	"time"
@@ -187,17 +186,7 @@ func (s *postgresSource) connectError(timeout time.Duration, err error) error {
 // Next reads up to BatchRows rows. A ctx cancelled while it waits for the server ends the
 // query and the connection.
 func (s *postgresSource) Next(ctx context.Context) (arrow.RecordBatch, error) {
-	if s.closed {
-		return nil, fmt.Errorf("postgres: the result from %s is closed", s.addr)
-	}
-	stop := context.AfterFunc(ctx, s.cancel)
-	defer stop()
-	rec, err := s.fill(ctx, s.readRow)
-	if err != nil && err != io.EOF && ctx.Err() != nil {
-		s.err = ctx.Err()
-		return nil, s.err
-	}
-	return rec, err
+	return s.next(ctx, s.closed, "postgres: the result from "+s.addr, s.cancel, s.readRow)
 }
 
 func (s *postgresSource) readRow() (bool, error) {

@@ -273,17 +273,7 @@ type copyIter struct {
 
 func (c *copyIter) Close(*gms.Context) error { return nil }
 
-func (c *copyIter) Next(ctx *gms.Context) (gms.Row, error) {
-	if c.done {
-		return nil, io.EOF
-	}
-	c.done = true
-	n, err := c.run(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return gms.NewRow(types.NewOkResult(int(n))), nil
-}
+func (c *copyIter) Next(ctx *gms.Context) (gms.Row, error) { return okOnce(ctx, &c.done, c.run) }
 
 func (c *copyIter) run(ctx *gms.Context) (int64, error) {
 	tx := transactionOf(ctx)

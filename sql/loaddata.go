@@ -228,15 +228,24 @@ type loadIter struct {
 func (l *loadIter) Close(*gms.Context) error { return nil }
 
 func (l *loadIter) Next(ctx *gms.Context) (gms.Row, error) {
-	if l.done {
+	return okOnce(ctx, &l.done, func(ctx *gms.Context) (int64, error) {
+		n, err := l.run(ctx)
+		return int64(n), err
+	})
+}
+
+// okOnce runs a statement's work on the first call and returns MySQL's OK result with the
+// rows affected; later calls end the iteration.
+func okOnce(ctx *gms.Context, done *bool, run func(*gms.Context) (int64, error)) (gms.Row, error) {
+	if *done {
 		return nil, io.EOF
 	}
-	l.done = true
-	n, err := l.run(ctx)
+	*done = true
+	n, err := run(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return gms.NewRow(types.NewOkResult(n)), nil
+	return gms.NewRow(types.NewOkResult(int(n))), nil
 }
 
 // open reads the input the way GMS's LOAD DATA does.
