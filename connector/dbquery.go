@@ -316,7 +316,6 @@ func parseDecimalText(b []byte, prec, scale int32) (decimal128.Num, error) {
 	return n, nil
 }
 
-
 func digitsAt(b []byte, i, n int) (int, bool) {
 	if i+n > len(b) {
 		return 0, false

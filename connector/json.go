@@ -172,7 +172,6 @@ type jsonSource struct {
 	closed   bool
 }
 
-
 func (s *jsonSource) openInput(ctx context.Context, i int) error {
 	loc := s.locs[i]
 	rc, err := s.res.Open(ctx, loc)
