@@ -39,9 +39,10 @@ func BenchmarkS3Warehouse(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		figures = nil
 		for _, wh := range []struct{ name, url string }{{"local", ""}, {"s3", "s3://" + g.Bucket + "/wh"}} {
+			var diskCache int64
 			start := func() (*server.Server, *sql.DB) {
 				srv, err := server.Start(context.Background(), server.Config{
-					DataDir: filepath.Join(dir, wh.name), Warehouse: wh.url, S3: s3cfg,
+					DataDir: filepath.Join(dir, wh.name), Warehouse: wh.url, S3: s3cfg, S3DiskCacheBytes: diskCache,
 					MySQLAddr: "127.0.0.1:0", HTTPAddr: "off", ShutdownGrace: time.Second, Version: "bench",
 					Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 				})
@@ -64,32 +65,51 @@ func BenchmarkS3Warehouse(b *testing.B) {
 			figure("s3_load_%s: LOAD DATA of %d rows into a %s warehouse in %s = %s rows/s", wh.name, rows, wh.name, load.Round(time.Millisecond), rate(rows, load))
 
 			// A fresh node: nothing cached.
-			srv, _ = start()
-			n = &node{srv: srv, dataDir: filepath.Join(dir, wh.name)}
-			qdb := n.open(b, dbName, 2)
-			for _, q := range queries {
-				var lat []time.Duration
-				for r := 0; r < 4; r++ {
-					s := time.Now()
-					rs, err := qdb.Query(q.q)
-					if err != nil {
-						b.Fatalf("%s on %s: %v", q.name, wh.name, err)
-					}
-					for rs.Next() {
-					}
-					rs.Close()
-					lat = append(lat, time.Since(s))
-				}
-				warm := slices.Clone(lat[1:])
-				slices.Sort(warm)
-				figure("s3_query_%s_%s: %s on a %s warehouse: cold %s, warm %s (median of 3)", q.name, wh.name, q.q, wh.name, ms(lat[0]), ms(warm[1]))
+			s3Queries(b, start, queries, wh.name, wh.name)
+			if wh.name == "s3" {
+				// With the disk tier: one node fills it, the next starts with an empty
+				// memory cache and a warm disk.
+				diskCache = 1 << 30
+				s3Queries(b, start, queries, "s3", "")
+				s3Queries(b, start, queries, "s3", "s3_disk")
 			}
-			qdb.Close()
-			srv.Shutdown()
 		}
 	}
 	fmt.Println("\n==== lakehoused S3 figures ====")
 	for _, f := range figures {
 		fmt.Println(f)
+	}
+}
+
+// s3Queries starts a node and runs each query four times; label "" runs them without
+// reporting (to fill a cache).
+func s3Queries(b *testing.B, start func() (*server.Server, *sql.DB), queries []struct{ name, q string }, wh, label string) {
+	srv, db := start()
+	db.Close()
+	defer srv.Shutdown()
+	qdb := (&node{srv: srv}).open(b, dbName, 2)
+	defer qdb.Close()
+	for _, q := range queries {
+		var lat []time.Duration
+		for r := 0; r < 4; r++ {
+			s := time.Now()
+			rs, err := qdb.Query(q.q)
+			if err != nil {
+				b.Fatalf("%s on %s: %v", q.name, wh, err)
+			}
+			for rs.Next() {
+			}
+			rs.Close()
+			lat = append(lat, time.Since(s))
+		}
+		warm := slices.Clone(lat[1:])
+		slices.Sort(warm)
+		switch label {
+		case "":
+		case "s3_disk":
+			figure("s3_query_%s_s3_disk: %s on a s3 warehouse, memory cache empty, disk cache (--s3-disk-cache-mb) filled by an earlier node: first %s, warm %s (median of 3)", q.name, q.q, ms(lat[0]), ms(warm[1]))
+		default:
+			figure("s3_query_%s_%s: %s on a %s warehouse: cold %s, warm %s (median of 3)", q.name, wh, q.q, wh, ms(lat[0]), ms(warm[1]))
+		}
 	}
 }
