@@ -470,6 +470,10 @@ func mysqlAppenderFor(b array.Builder, f txlog.StructField) mysqlAppender {
 			if !ok {
 				return wrong(v)
 			}
+			if x != 0 && x != 1 {
+				// TINYINT(1) is BOOLEAN to MySQL clients and to Delta, but holds -128…127.
+				return 0, fmt.Errorf("%d in a TINYINT(1) column, read as BOOLEAN (0 or 1); select CAST(%s AS SIGNED) to keep the number", x, f.Name)
+			}
 			b.Append(x != 0)
 			return 1, nil
 		}

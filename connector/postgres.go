@@ -9,6 +9,7 @@ package connector
 // buffer, so no value is boxed or copied before it reaches its builder.
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -475,6 +476,13 @@ func postgresAppenderFor(b array.Builder, fd pgconn.FieldDescription, types *pgt
 					return err
 				}
 				b.BinaryBuilder.Append(buf)
+				return nil
+			}
+		}
+		if fd.DataTypeOID == pgtype.BPCharOID {
+			// char(n) pads with spaces; MySQL's CHAR shows values without them.
+			return func(v []byte) error {
+				b.BinaryBuilder.Append(bytes.TrimRight(v, " "))
 				return nil
 			}
 		}

@@ -320,6 +320,8 @@ func storedString(t gms.Type, v any) (string, error) {
 		return x, nil
 	case []byte:
 		return string(x), nil
+	case types.Timespan: // TIME, kept as its text
+		return x.String(), nil
 	case gms.JSONWrapper:
 		iv, err := x.ToInterface()
 		if err != nil {

@@ -82,6 +82,9 @@ func deltaTypeName(t gms.Type) (string, error) {
 		return "double", nil
 	case sqltypes.Decimal:
 		dt := t.(gms.DecimalType)
+		if dt.Precision() > 38 {
+			return "", fmt.Errorf("DECIMAL(%d,%d) has more than the 38 digits Delta (and Parquet's decimals) can hold; CAST it to DECIMAL(38,%d) or to a string", dt.Precision(), dt.Scale(), min(dt.Scale(), 38))
+		}
 		return fmt.Sprintf("decimal(%d,%d)", dt.Precision(), dt.Scale()), nil
 	case sqltypes.Char, sqltypes.VarChar, sqltypes.Text, sqltypes.Enum, sqltypes.Set, sqltypes.TypeJSON:
 		return "string", nil
@@ -93,6 +96,10 @@ func deltaTypeName(t gms.Type) (string, error) {
 		return "timestamp", nil
 	case sqltypes.Year:
 		return "short", nil
+	case sqltypes.Time:
+		// Delta has no time of day: the value is kept as its text ('-838:59:59.000000' …
+		// '838:59:59.000000'), the column's MySQL type in the metadata.
+		return "string", nil
 	}
 	return "", fmt.Errorf("type %s is not supported yet; use one of the types listed in the README", t.String())
 }
