@@ -309,6 +309,12 @@ func TestDatabaseSourcesAndCopy(t *testing.T) {
 	expectRows(t, c, "SELECT id FROM inc ORDER BY id", "1", "2", "3", "4", "5")
 	expectRows(t, c, "SELECT COUNT(*) FROM lake_properties('d.inc') WHERE `key` LIKE 'lakehoused.copy.hwm.%' AND value = '''2024-03-01 10:00:00'''", "1")
 
+	// TINYINT(1) is BOOLEAN; another value is refused with the way out.
+	mustExec(t, maria, "CREATE TABLE "+schema+".flags (v TINYINT(1))")
+	mustExec(t, maria, "INSERT INTO "+schema+".flags VALUES (1), (5)")
+	expectErr(t, c, "SELECT * FROM mysql_query('"+mariaURL+schema+"', 'SELECT v FROM flags')", 1105, "CAST(v AS SIGNED)")
+	expectRows(t, c, "SELECT SUM(v) FROM mysql_query('"+mariaURL+schema+"', 'SELECT CAST(v AS SIGNED) AS v FROM flags')", "6")
+
 	// Named connections keep the password encrypted and never show it.
 	mustExec(t, c, "CALL lake_connection_create('maria', 'mysql', 'mysql://root:@127.0.0.1:3306/"+schema+"')")
 	expectRows(t, c, "SELECT COUNT(*) FROM mysql_query('maria', 'SELECT * FROM src')", "5")
