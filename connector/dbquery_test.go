@@ -297,7 +297,7 @@ func TestQueryPostgresTypes(t *testing.T) {
 		{"text", "'héllo 😀 世界'", "string", "longtext", false, "héllo 😀 世界"},
 		{"varchar(20)", "'文字'", "string", "varchar(20)", false, "文字"},
 		{"varchar", "'v'", "string", "longtext", false, "v"},
-		{"char(5)", "'ab'", "string", "char(5)", false, "ab   "},
+		{"char(5)", "'ab'", "string", "char(5)", false, "ab"},
 		{"name", "'n'", "string", "varchar(63)", false, "n"},
 		{`"char"`, "'q'", "string", "char(1)", false, "q"},
 		{"uuid", "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'", "string", "char(36)", false, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"},
