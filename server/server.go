@@ -45,6 +45,9 @@ type Config struct {
 	// S3DiskCacheBytes is the disk tier of the S3 read cache, in <DataDir>/s3cache; 0 (the
 	// default) disables it.
 	S3DiskCacheBytes int64
+	// CopySpillRows: an autocommit copy into a keyless table writes its staged rows out as
+	// data files every this many rows. Default 2Mi; tests make it small.
+	CopySpillRows int
 	// MySQLAddr is the MySQL protocol listen address. Default "127.0.0.1:3307".
 	MySQLAddr string
 	// HTTPAddr serves /healthz. Default "127.0.0.1:8307"; "off" disables it.
@@ -146,7 +149,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	auto := compaction.NewAuto(committer, jobs, log)
 	auto.Name = func(l *txlog.Log) string { return tableName(cat, l) }
 	engine, err := lakesql.NewEngine(lakesql.Config{Catalog: cat, Committer: auto, OpenURL: opener.Open, Logger: log,
-		Resolver: resolver, DataDir: cfg.DataDir, Version: cfg.Version, Jobs: jobs})
+		Resolver: resolver, DataDir: cfg.DataDir, CopySpillRows: cfg.CopySpillRows, Version: cfg.Version, Jobs: jobs})
 	if err != nil {
 		return nil, err
 	}

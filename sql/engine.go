@@ -45,6 +45,9 @@ type Config struct {
 	Resolver *connector.Resolver
 	// DataDir holds node-local state: the connections file and its key.
 	DataDir string
+	// CopySpillRows is how many rows an autocommit copy into a keyless table stages before
+	// writing them out as data files during the statement; default 2Mi.
+	CopySpillRows int
 	// Jobs registers maintenance jobs (shared with auto-compaction); default a new one.
 	Jobs *compaction.Jobs
 }
@@ -102,6 +105,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if e.cfg.Resolver == nil {
 		e.cfg.Resolver = &connector.Resolver{}
 	}
+	if e.cfg.CopySpillRows <= 0 {
+		e.cfg.CopySpillRows = defaultSpillRows
+	}
 	e.jobs = cfg.Jobs
 	if e.jobs == nil {
 		e.jobs = &compaction.Jobs{}
@@ -145,13 +151,18 @@ func (e *Engine) commitTable(ctx *gms.Context, w *tableWrites) error {
 		err := e.commitRewrite(ctx, w)
 		var re *txlog.RebaseError
 		if !errors.As(err, &re) {
+			if err != nil && !errors.Is(err, storage.ErrOutcomeUnknown) {
+				dropSpilled(ctx, w.table.Store, w.spilled)
+			}
 			return err
 		}
 		if attempt >= maxRewriteRebases {
+			dropSpilled(ctx, w.table.Store, w.spilled)
 			return tableError(w.table, err)
 		}
 		snap, serr := w.table.Log.Snapshot(ctx, re.Version)
 		if serr != nil {
+			dropSpilled(ctx, w.table.Store, w.spilled)
 			return tableError(w.table, err)
 		}
 		w.snap = snap
@@ -245,7 +256,13 @@ func (e *Engine) commitRewrite(ctx *gms.Context, w *tableWrites) error {
 	}
 
 	inserted := w.liveInserts()
-	if inserted > 0 {
+	// Files a large copy already wrote join this commit. They are not this attempt's to
+	// clean up (a rebased attempt commits them again): commitTable drops them on failure.
+	for _, a := range w.spilled {
+		actions = append(actions, txlog.Action{Add: a})
+	}
+	inserted += int(w.spilledRows)
+	if w.liveInserts() > 0 {
 		adds, err := writeInserts(ctx, ct.Store, snap, w)
 		if err != nil {
 			cleanup()

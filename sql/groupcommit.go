@@ -123,16 +123,19 @@ func (e *Engine) commitBatch(batch []*groupRequest) {
 	}
 	rows := 0
 	ws := make([]*tableWrites, len(accepted))
+	var spilled []*txlog.Add
 	for i, r := range accepted {
 		ws[i] = r.w
-		rows += r.w.liveInserts()
+		rows += r.w.liveInserts() + int(r.w.spilledRows)
+		spilled = append(spilled, r.w.spilled...)
 	}
 	sealed, err := sealInserts(ctx, ct.Store, latest, ws...)
 	if err != nil {
+		dropSpilled(ctx, ct.Store, spilled)
 		fail(accepted, fmt.Errorf("table %s.%s: write: %w", ct.Entry.Database, ct.Entry.Name, err))
 		return
 	}
-	adds := sealed.Adds
+	adds := append(spilled, sealed.Adds...)
 	// The data files are stored while the commit file is staged (AfterDataDurable); a
 	// rebased retry finds them stored.
 	var stored sync.Once
@@ -191,6 +194,7 @@ func (e *Engine) commitBatch(batch []*groupRequest) {
 		}
 		if !errors.Is(err, storage.ErrOutcomeUnknown) {
 			sealed.Abort(ctx) // the commit is not in the log: its files must go
+			dropSpilled(ctx, ct.Store, spilled)
 		}
 		if _, ok := err.(*mysql.SQLError); !ok {
 			err = tableError(ct, err)

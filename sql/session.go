@@ -60,6 +60,16 @@ func (s *Session) CommitTransaction(ctx *gms.Context, tx gms.Transaction) error 
 			continue
 		}
 		if err := s.engine.commitTable(ctx, w); err != nil {
+			// Tables after this one are never committed: files their copies already
+			// wrote must go. (This table's commit deleted its own unless its outcome is
+			// unknown.)
+			after := false
+			for _, o := range t.order {
+				if after {
+					dropSpilled(ctx, o.table.Store, o.spilled)
+				}
+				after = after || o == w
+			}
 			if len(done) > 0 {
 				return fmt.Errorf("%w (tables already committed in this transaction: %s)", err, strings.Join(done, ", "))
 			}
@@ -71,8 +81,11 @@ func (s *Session) CommitTransaction(ctx *gms.Context, tx gms.Transaction) error 
 }
 
 // Rollback drops everything the transaction buffered; nothing was written yet.
-func (s *Session) Rollback(_ *gms.Context, tx gms.Transaction) error {
+func (s *Session) Rollback(ctx *gms.Context, tx gms.Transaction) error {
 	if t, ok := tx.(*Transaction); ok && t != nil {
+		for _, w := range t.order {
+			dropSpilled(ctx, w.table.Store, w.spilled)
+		}
 		t.reset()
 	}
 	return nil

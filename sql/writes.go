@@ -50,6 +50,10 @@ type tableWrites struct {
 	// props are table properties set in the same commit as the rows (lake_copy's
 	// high-water marks), so a copy and its mark land together or not at all.
 	props map[string]string
+	// spilled are data files a large copy already wrote (see spillStaged): stored, not yet
+	// committed; the commit adds them, a failure or rollback deletes them.
+	spilled     []*txlog.Add
+	spilledRows int64
 
 	stmt *stmtWrites
 }
@@ -71,6 +75,9 @@ type stmtWrites struct {
 	delRows    []gms.Row
 	truncated  bool
 	ops        map[string]bool
+
+	spilled     []*txlog.Add
+	spilledRows int64
 }
 
 func newTableWrites(ct *catalog.Table, snap *txlog.Snapshot, pk []int, sch gms.Schema, as *arrow.Schema) *tableWrites {
@@ -81,7 +88,14 @@ func newTableWrites(ct *catalog.Table, snap *txlog.Snapshot, pk []int, sch gms.S
 }
 
 func (w *tableWrites) empty() bool {
-	return w.liveInserts() == 0 && len(w.deletes) == 0 && !w.truncated
+	return w.liveInserts() == 0 && len(w.deletes) == 0 && !w.truncated && len(w.spilled) == 0
+}
+
+// dropSpilled deletes the files of spilled rows that will not be committed.
+func dropSpilled(ctx context.Context, store storage.Store, adds []*txlog.Add) {
+	if len(adds) > 0 {
+		deleteFiles(store, adds)
+	}
 }
 
 func (w *tableWrites) liveInserts() int {
@@ -104,6 +118,7 @@ func (w *tableWrites) begin() {
 func (w *tableWrites) discard() {
 	if w.stmt != nil {
 		w.stmt.ins.release()
+		dropSpilled(context.Background(), w.table.Store, w.stmt.spilled)
 	}
 	w.stmt = nil
 }
@@ -115,6 +130,8 @@ func (w *tableWrites) complete() error {
 		return nil
 	}
 	w.stmt = nil
+	w.spilled = append(w.spilled, s.spilled...)
+	w.spilledRows += s.spilledRows
 	if s.truncated {
 		w.truncated = true
 		w.deletes = map[string]int{}

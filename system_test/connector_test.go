@@ -434,3 +434,61 @@ func TestCopyProgress(t *testing.T) {
 	}
 	_ = maria
 }
+
+// TestCopySpill: a large autocommit copy writes its rows out as data files while it reads
+// (here once 1,000 rows are staged, so after every 64Ki-row batch of the source); the
+// commit adds them all at once, and a copy that fails or is rolled back leaves no file
+// behind.
+func TestCopySpill(t *testing.T) {
+	t.Parallel()
+	n := startNodeWith(t, "", func(c *server.Config) { c.CopySpillRows = 1000 })
+	imp := filepath.Join(n.dir, "import")
+	var b strings.Builder
+	b.WriteString("id,v\n")
+	for i := 1; i <= 200_000; i++ {
+		fmt.Fprintf(&b, "%d,v%d\n", i, i)
+	}
+	writeFile(t, filepath.Join(imp, "rows.csv"), b.String())
+	writeFile(t, filepath.Join(imp, "bad.csv"), b.String()+"200001\n")
+	c := n.conn("")
+	mustExec(t, c, "CREATE DATABASE d")
+	mustExec(t, c, "USE d")
+	dataFiles := func(table string) int {
+		matches, _ := filepath.Glob(filepath.Join(n.dir, "d", table, "*.parquet"))
+		return len(matches)
+	}
+	mustExec(t, c, "CREATE TABLE big AS SELECT * FROM read_csv('file://"+imp+"/rows.csv')")
+	expectRows(t, c, "SELECT COUNT(*), CAST(SUM(id) AS SIGNED), MAX(v) FROM big", "200000\t20000100000\tv99999")
+	expectRows(t, c, "SELECT COUNT(*) FROM lake_history('d.big') WHERE operation = 'WRITE'", "1")
+	if files := dataFiles("big"); files < 4 {
+		t.Fatalf("the copy wrote %d data files; want one per batch spilled (4)", files)
+	}
+	expectRows(t, c, "SELECT COUNT(*) FROM lake_files('d.big')", fmt.Sprint(dataFiles("big")))
+
+	// A failed copy (a ragged last row, after five spills) leaves no files.
+	mustExec(t, c, "CREATE TABLE keep (id BIGINT, v TEXT)")
+	before := dataFiles("keep")
+	expectErr(t, c, "INSERT INTO keep SELECT * FROM read_csv('file://"+imp+"/bad.csv')", 1105, "line 200002")
+	expectRows(t, c, "SELECT COUNT(*) FROM keep", "0")
+	if after := dataFiles("keep"); after != before {
+		t.Fatalf("a failed copy left %d data files behind", after-before)
+	}
+	// Inside a transaction nothing spills: the transaction reads its own rows, and a
+	// rollback leaves nothing.
+	mustExec(t, c, "BEGIN")
+	mustExec(t, c, "INSERT INTO keep SELECT * FROM read_csv('file://"+imp+"/rows.csv')")
+	expectRows(t, c, "SELECT COUNT(*) FROM keep", "200000")
+	mustExec(t, c, "DELETE FROM keep WHERE id > 10")
+	expectRows(t, c, "SELECT COUNT(*) FROM keep", "10")
+	mustExec(t, c, "ROLLBACK")
+	expectRows(t, c, "SELECT COUNT(*) FROM keep", "0")
+	if after := dataFiles("keep"); after != before {
+		t.Fatalf("a rolled-back copy left %d data files behind", after-before)
+	}
+	// lake_copy overwrite spills too, and replaces the rows in one commit.
+	mustExec(t, c, "CALL lake_copy('SELECT * FROM read_csv(''file://"+imp+"/rows.csv'')', 'd.big', 'overwrite')")
+	expectRows(t, c, "SELECT COUNT(*), CAST(SUM(id) AS SIGNED) FROM big", "200000\t20000100000")
+	if files := dataFiles("big"); files < 8 {
+		t.Fatalf("%d data files after the overwrite; want the first copy's and the overwrite's", files)
+	}
+}
