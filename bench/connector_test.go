@@ -56,16 +56,18 @@ func BenchmarkConnectors(b *testing.B) {
 		timed := func(name, q string, want int64, unit string) time.Duration {
 			progress("%s …", name)
 			fast := n.metrics(b)["lakehoused_insert_select_fast_total"]
+			resetPeakRSS()
 			start := time.Now()
 			mustExec(b, db, q)
 			d := time.Since(start)
+			peak := vmHWM()
 			checkRows(b, db, name, want)
 			path := "row path"
 			if n.metrics(b)["lakehoused_insert_select_fast_total"] > fast {
 				path = "Arrow fast path"
 			}
 			bytes := queryInt(b, db, "SELECT CAST(SUM(size_bytes) AS SIGNED) FROM lake_files('"+dbName+"."+name+"')")
-			figure("%s: %d rows in %.2fs = %s rows/s%s (%s; table %s)", name, want, d.Seconds(), rate(want, d), unit, path, mib(bytes))
+			figure("%s: %d rows in %.2fs = %s rows/s%s (%s; table %s; peak RSS %s)", name, want, d.Seconds(), rate(want, d), unit, path, mib(bytes), mib(peak))
 			return d
 		}
 		timed("csv_to_table", fmt.Sprintf("CREATE TABLE csv_to_table AS SELECT * FROM read_csv('file://%s', 'header=false, columns=%s')", csv, cols),
