@@ -14,8 +14,8 @@ run: build
 	./bin/lakehoused serve
 
 # Every test, including the ones that start the daemon and talk to it over the MySQL protocol.
-# The commit path's concurrency also runs under the race detector: the log, storage and
-# compaction packages whole, and the system tests that race clients against one another
+# The commit path's concurrency also runs under the race detector: the log, storage,
+# compaction and connector packages whole, and the system tests that race clients against one another
 # (the maintenance soak shortened to 10 s), one server
 # at a time (go-mysql-server keeps process-wide state that parallel in-process servers
 # would race on).
@@ -31,7 +31,7 @@ tools:
 test: tools
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 20m $(PKGS)
-	$(GO) test -race -count=1 -timeout 10m ./txlog/ ./storage/ ./compaction/
+	$(GO) test -race -count=1 -timeout 10m ./txlog/ ./storage/ ./compaction/ ./connector/
 	LAKEHOUSED_SOAK=10s $(GO) test -race -count=1 -timeout 10m -parallel 1 -run '$(RACE_TESTS)' ./system_test/
 	cd compat && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m ./...
 
