@@ -142,7 +142,13 @@ func (e *Engine) Close() error { return e.sqle.Close() }
 // it wrote, so nothing is left referenced.
 func (e *Engine) commitTable(ctx *gms.Context, w *tableWrites) error {
 	if !w.truncated && len(w.deletes) == 0 && w.props == nil {
-		return e.groupCommit(ctx, w)
+		err := e.groupCommit(ctx, w)
+		if err != nil && !errors.Is(err, storage.ErrOutcomeUnknown) {
+			// Turned away (a schema change, a failed write) or failed: files a large copy
+			// already wrote will not be committed. Deleting them twice is harmless.
+			dropSpilled(ctx, w.table.Store, w.spilled)
+		}
+		return err
 	}
 	// Deleted rows are identified by their values, not by file, so when the only commits
 	// in the way rearranged files (OPTIMIZE, auto-compaction, ZORDER: same rows, new
@@ -302,14 +308,16 @@ func (e *Engine) commitRewrite(ctx *gms.Context, w *tableWrites) error {
 		OperationMetrics: map[string]string{
 			"numOutputRows":  strconv.Itoa(inserted + int(numCopied)),
 			"numDeletedRows": strconv.FormatInt(numDeleted, 10),
-			"numAddedFiles":  strconv.Itoa(len(written)),
+			"numAddedFiles":  strconv.Itoa(len(written) + len(w.spilled)),
 		},
 	}
 	actions = append([]txlog.Action{{CommitInfo: info}}, actions...)
 	// WriteSerializable (Delta's default): rows other clients inserted meanwhile are ordered
 	// after this transaction instead of failing it, unless one of them has a key it writes.
 	ws := txlog.WriteSerializable(func(appends []txlog.Commit) error { return e.checkAppendedKeys(ctx, w, sch, appends) })
-	if _, err := e.cfg.Committer.Commit(ctx, ct.Log, snap.Version, actions, ws); err != nil {
+	// Not cancelled with the statement (KILL, a client gone): a commit abandoned half-way
+	// has an unknown outcome, and its files could not be cleaned up safely.
+	if _, err := e.cfg.Committer.Commit(context.WithoutCancel(ctx), ct.Log, snap.Version, actions, ws); err != nil {
 		if !errors.Is(err, storage.ErrOutcomeUnknown) {
 			cleanup() // the commit is not in the log: its files must go
 		}

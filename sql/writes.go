@@ -124,14 +124,27 @@ func (w *tableWrites) discard() {
 }
 
 // complete merges the statement's changes into the transaction.
-func (w *tableWrites) complete() error {
+func (w *tableWrites) complete() (err error) {
 	s := w.stmt
 	if s == nil {
 		return nil
 	}
 	w.stmt = nil
-	w.spilled = append(w.spilled, s.spilled...)
-	w.spilledRows += s.spilledRows
+	// The statement's own spilled files join the transaction only if the merge succeeds;
+	// otherwise they go (discard can no longer reach them: w.stmt is already cleared).
+	defer func() {
+		if err != nil {
+			dropSpilled(context.Background(), w.table.Store, s.spilled)
+			return
+		}
+		if s.truncated && len(w.spilled) > 0 {
+			// Files earlier statements spilled hold rows this statement removed.
+			dropSpilled(context.Background(), w.table.Store, w.spilled)
+			w.spilled, w.spilledRows = nil, 0
+		}
+		w.spilled = append(w.spilled, s.spilled...)
+		w.spilledRows += s.spilledRows
+	}()
 	if s.truncated {
 		w.truncated = true
 		w.deletes = map[string]int{}

@@ -201,7 +201,13 @@ func (s *S3) PutIfAbsent(ctx context.Context, k string, data []byte) error {
 	opts.SetMatchETagExcept("*")
 	_, err = s.client.PutObject(ctx, s.bucket, key, bytes.NewReader(data), int64(len(data)), opts)
 	if err != nil {
-		return s.s3Error("put", k, err)
+		err = s.s3Error("put", k, err)
+		if resp := minio.ToErrorResponse(err); !errors.Is(err, ErrExist) && (resp.StatusCode == 0 || resp.StatusCode >= 500) {
+			// No answer (a timeout, a reset, a cancelled request) or a server error: the
+			// object may have been written. A commit must not be taken for failed then.
+			return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+		}
+		return err
 	}
 	return nil
 }
