@@ -19,7 +19,7 @@ run: build
 # (the maintenance soak shortened to 10 s), one server
 # at a time (go-mysql-server keeps process-wide state that parallel in-process servers
 # would race on).
-RACE_TESTS := TestRacingDuplicateKeys|TestConcurrentAppendsAllCommit|TestConflictingUpdate|TestGroupCommit|TestUpdateCommitsOverConcurrentInserts|TestMaintenanceUnderLoad
+RACE_TESTS := TestRacingDuplicateKeys|TestConcurrentAppendsAllCommit|TestConflictingUpdate|TestGroupCommit|TestUpdateCommitsOverConcurrentInserts|TestMaintenanceUnderLoad|TestCopySpill|TestCopyProgress
 
 # Tools the tests run: versitygw, a real S3 gateway (the S3 storage and warehouse tests).
 VERSITYGW_VERSION := v1.8.0

@@ -1,6 +1,7 @@
 package sql
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/lakehoused/lakehoused/compaction"
 	"github.com/lakehoused/lakehoused/connector"
 	"github.com/lakehoused/lakehoused/table"
+	"github.com/lakehoused/lakehoused/txlog"
 )
 
 // The Arrow fast path for INSERT INTO t SELECT … FROM read_parquet(…) (and read_csv,
@@ -157,7 +159,13 @@ func (e *Engine) stageSource(ctx *gms.Context, t *Table, w *tableWrites, src con
 		}
 	}
 	ed := &editor{t: t, w: w}
-	spill := len(w.pk) == 0 && autocommitStatement(ctx)
+	var sp *spiller
+	if len(w.pk) == 0 && autocommitStatement(ctx) {
+		sp = &spiller{}
+		// Every return waits for the file being written, so that its adds are the
+		// statement's (to commit, or for discard to delete).
+		defer sp.finish(w)
+	}
 	var total int64
 	var keyBuf []byte
 	for {
@@ -221,10 +229,15 @@ func (e *Engine) stageSource(ctx *gms.Context, t *Table, w *tableWrites, src con
 		}
 		total += n
 		job.RowsDone.Store(total)
-		if spill && w.stmt.ins.len() >= e.cfg.CopySpillRows {
-			if err := spillStaged(ctx, w); err != nil {
+		if sp != nil && w.stmt.ins.len() >= e.cfg.CopySpillRows {
+			if err := sp.spill(ctx, w); err != nil {
 				return total, err
 			}
+		}
+	}
+	if sp != nil {
+		if err := sp.wait(w); err != nil {
+			return total, err
 		}
 	}
 	if total > 0 {
@@ -258,26 +271,63 @@ func autocommitStatement(ctx *gms.Context) bool {
 	return false
 }
 
-// spillStaged writes the statement's staged rows of a keyless table as data files, laid
-// out for the pinned snapshot, and keeps their adds for the commit.
-func spillStaged(ctx *gms.Context, w *tableWrites) error {
+// spiller writes a copy's staged rows out as data files in the background while the source
+// goes on being read (decoding and encoding overlap on two cores); at most one write is in
+// flight, so at most two spills' rows are in memory.
+type spiller struct {
+	busy bool
+	done chan struct{}
+	adds []*txlog.Add
+	rows int64
+	err  error
+}
+
+// spill hands the statement's staged rows (a keyless table's) to a background write, laid
+// out for the pinned snapshot, after the previous write has finished.
+func (sp *spiller) spill(ctx *gms.Context, w *tableWrites) error {
+	if err := sp.wait(w); err != nil {
+		return err
+	}
 	s := w.stmt
-	batches, release, err := s.ins.batches(func(int) bool { return false })
+	full := s.ins
+	batches, release, err := full.batches(func(int) bool { return false })
 	if err != nil {
 		return err
 	}
-	adds, err := table.WriteBatches(ctx, w.table.Store, w.snap.Schema, w.snap.Metadata.PartitionColumns, writerOptions(w.snap), batches)
-	for _, r := range release {
-		r()
-	}
-	if err != nil {
-		return fmt.Errorf("table %s.%s: write: %w", w.table.Entry.Database, w.table.Entry.Name, err)
-	}
-	s.spilled = append(s.spilled, adds...)
-	s.spilledRows += int64(s.ins.len())
-	s.ins.release()
 	s.ins = newRowBuffer(w.sch, w.as)
+	sp.busy, sp.done, sp.rows = true, make(chan struct{}), int64(full.len())
+	go func() {
+		defer close(sp.done)
+		sp.adds, sp.err = table.WriteBatches(context.WithoutCancel(ctx), w.table.Store, w.snap.Schema, w.snap.Metadata.PartitionColumns, writerOptions(w.snap), batches)
+		for _, r := range release {
+			r()
+		}
+		full.release()
+	}()
 	return nil
+}
+
+// wait finishes the write in flight and records its files in the statement.
+func (sp *spiller) wait(w *tableWrites) error {
+	if !sp.busy {
+		return nil
+	}
+	<-sp.done
+	sp.busy = false
+	if sp.err != nil {
+		return fmt.Errorf("table %s.%s: write: %w", w.table.Entry.Database, w.table.Entry.Name, sp.err)
+	}
+	w.stmt.spilled = append(w.stmt.spilled, sp.adds...)
+	w.stmt.spilledRows += sp.rows
+	return nil
+}
+
+// finish waits on a statement's error paths, so that the files of a write in flight are
+// the statement's for discard to delete; the success path waits itself and checks.
+func (sp *spiller) finish(w *tableWrites) {
+	if w.stmt != nil {
+		_ = sp.wait(w)
+	}
 }
 
 func seq(n int) []int {
