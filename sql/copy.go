@@ -374,14 +374,7 @@ func (e *Engine) lakeCopy(ctx *gms.Context, query, target, modeArg string, args 
 			}
 		}
 	}()
-	tx := transactionOf(ctx)
-	if tx == nil {
-		return nil, fmt.Errorf("lake_copy: no transaction for a write")
-	}
-	if tx.readOnly {
-		return nil, gms.ErrReadOnlyTransaction.New()
-	}
-	w, err := tx.writesFor(t)
+	w, err := t.stagedWrites(ctx)
 	if err != nil {
 		return nil, err
 	}

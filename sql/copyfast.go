@@ -380,14 +380,7 @@ func (c *copyIter) Close(*gms.Context) error { return nil }
 func (c *copyIter) Next(ctx *gms.Context) (gms.Row, error) { return okOnce(ctx, &c.done, c.run) }
 
 func (c *copyIter) run(ctx *gms.Context) (int64, error) {
-	tx := transactionOf(ctx)
-	if tx == nil {
-		return 0, fmt.Errorf("table %s: no transaction for a write", c.t.Name())
-	}
-	if tx.readOnly {
-		return 0, gms.ErrReadOnlyTransaction.New()
-	}
-	w, err := tx.writesFor(c.t)
+	w, err := c.t.stagedWrites(ctx)
 	if err != nil {
 		return 0, err
 	}

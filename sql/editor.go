@@ -19,6 +19,15 @@ type editor struct {
 }
 
 func (t *Table) editor(ctx *gms.Context) (*editor, error) {
+	w, err := t.stagedWrites(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &editor{t: t, w: w}, nil
+}
+
+// stagedWrites is this transaction's writes to t, for a statement about to change it.
+func (t *Table) stagedWrites(ctx *gms.Context) (*tableWrites, error) {
 	if t.asOf {
 		return nil, mysql.NewSQLError(mysql.ERUnknownError, mysql.SSUnknownSQLState, "table %s is read at an older version (AS OF) and cannot be changed", t.Name())
 	}
@@ -29,11 +38,7 @@ func (t *Table) editor(ctx *gms.Context) (*editor, error) {
 	if tx.readOnly {
 		return nil, gms.ErrReadOnlyTransaction.New()
 	}
-	w, err := tx.writesFor(t)
-	if err != nil {
-		return nil, err
-	}
-	return &editor{t: t, w: w}, nil
+	return tx.writesFor(t)
 }
 
 func (t *Table) Inserter(ctx *gms.Context) gms.RowInserter { return t.mustEditor(ctx) }

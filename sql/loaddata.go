@@ -309,14 +309,7 @@ type parsed struct {
 }
 
 func (l *loadIter) run(ctx *gms.Context) (int, error) {
-	tx := transactionOf(ctx)
-	if tx == nil {
-		return 0, fmt.Errorf("table %s: no transaction for a write", l.t.Name())
-	}
-	if tx.readOnly {
-		return 0, gms.ErrReadOnlyTransaction.New()
-	}
-	w, err := tx.writesFor(l.t)
+	w, err := l.t.stagedWrites(ctx)
 	if err != nil {
 		return 0, err
 	}
