@@ -76,6 +76,7 @@ type Engine struct {
 	commits         atomic.Int64
 	fastLoads       atomic.Int64 // LOAD DATA statements run by the columnar fast path (loaddata.go)
 	connState
+	mlState
 	sessions   sync.Map     // connection id → *Session, for the protocol handler (handler.go)
 	fastCopies atomic.Int64 // INSERT … SELECT from a source function staged as Arrow (copyfast.go)
 }

@@ -1,0 +1,466 @@
+package sql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	gms "github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/go-mysql-server/sql/types"
+	"github.com/dolthub/vitess/go/mysql"
+	"github.com/google/uuid"
+)
+
+// ML tracking as tables (MLflow's model): experiments, runs, params, metrics and tags are
+// ordinary Delta tables in the reserved database `ml`, written by ml_* procedures. Each call
+// is one statement of the caller's transaction, so with autocommit it is one commit per
+// table it writes, and metric appends from many clients are group-committed.
+
+// mlDatabase is the reserved database of the tracking tables.
+const mlDatabase = "ml"
+
+// MLflow's limits (its SQL store's column sizes).
+const (
+	mlMaxKey        = 250
+	mlMaxParamValue = 8000
+	mlMaxTagValue   = 8000
+	mlMaxName       = 500
+)
+
+// mlTables are the tracking tables, created on first use. Column names follow MLflow's SQL
+// store; times are milliseconds since the epoch, as MLflow's clients send them.
+var mlTables = []string{
+	"CREATE TABLE IF NOT EXISTS ml.experiments (experiment_id VARCHAR(32) PRIMARY KEY, name VARCHAR(500) NOT NULL, " +
+		"artifact_location TEXT, lifecycle_stage VARCHAR(32) NOT NULL, creation_time BIGINT, last_update_time BIGINT)",
+	"CREATE TABLE IF NOT EXISTS ml.experiment_tags (experiment_id VARCHAR(32) NOT NULL, `key` VARCHAR(250) NOT NULL, value TEXT, " +
+		"PRIMARY KEY (experiment_id, `key`))",
+	"CREATE TABLE IF NOT EXISTS ml.runs (run_id VARCHAR(32) PRIMARY KEY, experiment_id VARCHAR(32) NOT NULL, name VARCHAR(250), " +
+		"status VARCHAR(9) NOT NULL, start_time BIGINT, end_time BIGINT, user_id VARCHAR(256), source TEXT, artifact_uri TEXT, " +
+		"lifecycle_stage VARCHAR(20) NOT NULL, parent_run_id VARCHAR(32))",
+	"CREATE TABLE IF NOT EXISTS ml.params (run_id VARCHAR(32) NOT NULL, `key` VARCHAR(250) NOT NULL, value VARCHAR(8000) NOT NULL, " +
+		"PRIMARY KEY (run_id, `key`))",
+	// The full history: appends only, no key, so concurrent loggers share group commits.
+	"CREATE TABLE IF NOT EXISTS ml.metrics (run_id VARCHAR(32) NOT NULL, `key` VARCHAR(250) NOT NULL, value DOUBLE, " +
+		"timestamp BIGINT NOT NULL, step BIGINT NOT NULL)",
+	"CREATE TABLE IF NOT EXISTS ml.run_tags (run_id VARCHAR(32) NOT NULL, `key` VARCHAR(250) NOT NULL, value TEXT, " +
+		"PRIMARY KEY (run_id, `key`))",
+	"CREATE TABLE IF NOT EXISTS ml.registered_models (name VARCHAR(256) PRIMARY KEY, description TEXT, creation_time BIGINT, " +
+		"last_updated_time BIGINT)",
+	"CREATE TABLE IF NOT EXISTS ml.model_versions (name VARCHAR(256) NOT NULL, version INT NOT NULL, run_id VARCHAR(32), source TEXT, " +
+		"status VARCHAR(20), description TEXT, creation_time BIGINT, PRIMARY KEY (name, version))",
+	"CREATE TABLE IF NOT EXISTS ml.model_aliases (name VARCHAR(256) NOT NULL, alias VARCHAR(256) NOT NULL, version INT NOT NULL, " +
+		"PRIMARY KEY (name, alias))",
+}
+
+type mlState struct {
+	mlMu    sync.Mutex
+	mlReady bool
+}
+
+// ensureML creates the ml database, its tables and the Default experiment (id 0) once.
+func (e *Engine) ensureML() error {
+	e.mlMu.Lock()
+	defer e.mlMu.Unlock()
+	if e.mlReady {
+		return nil
+	}
+	ctx := gms.NewContext(context.Background(), gms.WithSession(&Session{BaseSession: gms.NewBaseSession(), engine: e}))
+	run := func(q string) error {
+		_, iter, _, err := e.sqle.Query(ctx, q)
+		if err != nil {
+			return err
+		}
+		for {
+			if _, err := iter.Next(ctx); err != nil {
+				iter.Close(ctx)
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				return err
+			}
+		}
+	}
+	if err := run("CREATE DATABASE IF NOT EXISTS ml"); err != nil {
+		return fmt.Errorf("ml: creating database ml: %w", err)
+	}
+	for _, q := range mlTables {
+		if err := run(q); err != nil {
+			return fmt.Errorf("ml: %s: %w", q, err)
+		}
+	}
+	now := time.Now().UnixMilli()
+	if err := run(fmt.Sprintf("INSERT IGNORE INTO ml.experiments VALUES ('0', 'Default', 'ml-artifacts/0', 'active', %d, %d)", now, now)); err != nil {
+		return fmt.Errorf("ml: the Default experiment: %w", err)
+	}
+	e.mlReady = true
+	return nil
+}
+
+// mlError is an MLflow error: its code (RESOURCE_DOES_NOT_EXIST, …) leads the message,
+// with the MySQL error number closest to it.
+func mlError(num int, code, format string, args ...any) error {
+	state := "HY000"
+	if num == mysql.ERDupEntry {
+		state = "23000"
+	}
+	return mysql.NewSQLError(num, state, "%s: %s", code, fmt.Sprintf(format, args...))
+}
+
+func mlNotFound(format string, args ...any) error {
+	return mlError(mysql.ERKeyNotFound, "RESOURCE_DOES_NOT_EXIST", format, args...)
+}
+
+func mlInvalid(format string, args ...any) error {
+	return mlError(mysql.ERWrongArguments, "INVALID_PARAMETER_VALUE", format, args...)
+}
+
+// mlTable opens a tracking table for this statement.
+func (e *Engine) mlTable(ctx *gms.Context, name string) (*Table, error) {
+	if err := e.ensureML(); err != nil {
+		return nil, err
+	}
+	t, ok, err := e.lookupTable(ctx, mlDatabase, name)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("ml: table ml.%s is missing (was it dropped?)", name)
+	}
+	return t, nil
+}
+
+// mlEdit runs fn as one statement's changes to table name: all or nothing.
+func (e *Engine) mlEdit(ctx *gms.Context, name string, fn func(ed *editor) error) error {
+	t, err := e.mlTable(ctx, name)
+	if err != nil {
+		return err
+	}
+	ed, err := t.editor(ctx)
+	if err != nil {
+		return err
+	}
+	ed.StatementBegin(ctx)
+	if err := fn(ed); err != nil {
+		_ = ed.DiscardChanges(ctx, err)
+		return err
+	}
+	return ed.StatementComplete(ctx)
+}
+
+// mlGet reads the row of table name with the given key values, as this transaction sees it.
+func (e *Engine) mlGet(ctx *gms.Context, name string, key ...any) (gms.Row, bool, error) {
+	t, err := e.mlTable(ctx, name)
+	if err != nil {
+		return nil, false, err
+	}
+	ed, err := t.editor(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	ed.w.begin()
+	defer ed.w.discard()
+	var b []byte
+	for _, k := range key {
+		b = appendKeyValue(b, k)
+	}
+	return ed.existing(ctx, string(b))
+}
+
+// mlQuery runs a query in the caller's transaction and returns its rows.
+func (e *Engine) mlQuery(ctx *gms.Context, q string) ([]gms.Row, error) {
+	if err := e.ensureML(); err != nil {
+		return nil, err
+	}
+	node, err := e.sqle.AnalyzeQuery(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	iter, err := e.sqle.Analyzer.ExecBuilder.Build(ctx, node, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer iter.Close(ctx)
+	var rows []gms.Row
+	for {
+		r, err := iter.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return rows, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, r)
+	}
+}
+
+// sqlString quotes s as a SQL string literal.
+func sqlString(s string) string {
+	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", "''") + "'"
+}
+
+func checkKey(what, k string) error {
+	if k == "" {
+		return mlInvalid("the %s key must not be empty", what)
+	}
+	if n := len([]rune(k)); n > mlMaxKey {
+		return mlInvalid("the %s key %q… has %d characters; the limit is %d", what, string([]rune(k)[:20]), n, mlMaxKey)
+	}
+	return nil
+}
+
+func mlProcedures(e *Engine) []gms.ExternalStoredProcedureDetails {
+	str := func(names ...string) gms.Schema {
+		s := make(gms.Schema, len(names))
+		for i, n := range names {
+			s[i] = &gms.Column{Name: n, Type: types.LongText, Nullable: true}
+		}
+		return s
+	}
+	return []gms.ExternalStoredProcedureDetails{
+		{Name: "ml_create_experiment", Function: e.mlCreateExperiment, Schema: str("experiment_id")},
+		{Name: "ml_start_run", Function: e.mlStartRun, Schema: gms.Schema{
+			{Name: "run_id", Type: types.LongText}, {Name: "experiment_id", Type: types.LongText},
+			{Name: "name", Type: types.LongText, Nullable: true}, {Name: "status", Type: types.LongText},
+			{Name: "start_time", Type: types.Int64},
+		}},
+		{Name: "ml_log_param", Function: e.mlLogParam, Schema: str("status")},
+		{Name: "ml_log_metric", Function: e.mlLogMetric, Schema: str("status")},
+		{Name: "ml_set_tag", Function: e.mlSetTag, Schema: str("status")},
+		{Name: "ml_end_run", Function: e.mlEndRun, Schema: str("status")},
+	}
+}
+
+// mlCreateExperiment is CALL ml_create_experiment('name'[, 'artifact location']).
+func (e *Engine) mlCreateExperiment(ctx *gms.Context, name string, args ...string) (gms.RowIter, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len([]rune(name)) > mlMaxName {
+		return nil, mlInvalid("an experiment name must have 1 to %d characters", mlMaxName)
+	}
+	if len(args) > 1 {
+		return nil, mlInvalid("ml_create_experiment takes a name and an optional artifact location")
+	}
+	rows, err := e.mlQuery(ctx, "SELECT experiment_id FROM ml.experiments WHERE name = "+sqlString(name))
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) > 0 {
+		return nil, mlError(mysql.ERDupEntry, "RESOURCE_ALREADY_EXISTS", "experiment %q already exists (id %v)", name, rows[0][0])
+	}
+	// Ids are integers as in MLflow's SQL store; two concurrent creates compute the same
+	// one from the same snapshot, and the key makes the second fail (1213), so names stay
+	// unique too.
+	rows, err = e.mlQuery(ctx, "SELECT COALESCE(MAX(CAST(experiment_id AS SIGNED)), 0) + 1 FROM ml.experiments")
+	if err != nil {
+		return nil, err
+	}
+	id := fmt.Sprint(rows[0][0])
+	loc := "ml-artifacts/" + id
+	if len(args) == 1 && strings.TrimSpace(args[0]) != "" {
+		loc = strings.TrimSpace(args[0])
+	}
+	now := time.Now().UnixMilli()
+	err = e.mlEdit(ctx, "experiments", func(ed *editor) error {
+		return ed.Insert(ctx, gms.Row{id, name, loc, "active", now, now})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return gms.RowsToRowIter(gms.Row{id}), nil
+}
+
+// mlExperiment finds an experiment by id or by name.
+func (e *Engine) mlExperiment(ctx *gms.Context, ref string) (gms.Row, error) {
+	rows, err := e.mlQuery(ctx, fmt.Sprintf("SELECT experiment_id, name, artifact_location, lifecycle_stage FROM ml.experiments WHERE experiment_id = %s OR name = %s ORDER BY experiment_id = %s DESC",
+		sqlString(ref), sqlString(ref), sqlString(ref)))
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 {
+		return nil, mlNotFound("no experiment with id or name %q", ref)
+	}
+	if rows[0][3] != "active" {
+		return nil, mlInvalid("experiment %q is deleted", ref)
+	}
+	return rows[0], nil
+}
+
+// mlStartRun is CALL ml_start_run('experiment id or name', 'run name').
+func (e *Engine) mlStartRun(ctx *gms.Context, experiment, name string) (gms.RowIter, error) {
+	exp, err := e.mlExperiment(ctx, experiment)
+	if err != nil {
+		return nil, err
+	}
+	if len([]rune(name)) > mlMaxKey {
+		return nil, mlInvalid("a run name has at most %d characters", mlMaxKey)
+	}
+	id := strings.ReplaceAll(uuid.NewString(), "-", "")
+	now := time.Now().UnixMilli()
+	var runName any = name
+	if name == "" {
+		runName = nil
+	}
+	artifacts := fmt.Sprintf("%v/%s/artifacts", exp[2], id)
+	err = e.mlEdit(ctx, "runs", func(ed *editor) error {
+		return ed.Insert(ctx, gms.Row{id, exp[0], runName, "RUNNING", now, nil, ctx.Client().User, nil, artifacts, "active", nil})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return gms.RowsToRowIter(gms.Row{id, exp[0], runName, "RUNNING", now}), nil
+}
+
+// mlRun is the run row, checked to be one that can still be logged to.
+func (e *Engine) mlRun(ctx *gms.Context, runID string, forLogging bool) (gms.Row, error) {
+	r, ok, err := e.mlGet(ctx, "runs", runID)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, mlNotFound("run %q does not exist", runID)
+	}
+	if r[9] != "active" {
+		return nil, mlInvalid("run %q is deleted; restore it with ml_restore_run first", runID)
+	}
+	if forLogging && r[3] != "RUNNING" && r[3] != "SCHEDULED" {
+		return nil, mlInvalid("run %q is %v; it takes no more params, metrics or tags", runID, r[3])
+	}
+	return r, nil
+}
+
+// mlLogParam is CALL ml_log_param(run_id, key, value): write-once, as in MLflow.
+func (e *Engine) mlLogParam(ctx *gms.Context, runID, key, value string) (gms.RowIter, error) {
+	if err := checkKey("param", key); err != nil {
+		return nil, err
+	}
+	if n := len([]rune(value)); n > mlMaxParamValue {
+		return nil, mlInvalid("param %q has a value of %d characters; the limit is %d", key, n, mlMaxParamValue)
+	}
+	if _, err := e.mlRun(ctx, runID, true); err != nil {
+		return nil, err
+	}
+	old, ok, err := e.mlGet(ctx, "params", runID, key)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		if old[2] == value {
+			return gms.RowsToRowIter(gms.Row{"unchanged"}), nil
+		}
+		return nil, mlInvalid("param %q of run %s was already logged with value %q; params cannot change (log a new run, or use a tag)", key, runID, old[2])
+	}
+	err = e.mlEdit(ctx, "params", func(ed *editor) error { return ed.Insert(ctx, gms.Row{runID, key, value}) })
+	if err != nil {
+		return nil, err
+	}
+	return gms.RowsToRowIter(gms.Row{"logged"}), nil
+}
+
+// parseMetric reads a metric value: a number, or NaN / Infinity / -Infinity (which MLflow
+// clients send for diverged training), kept as such.
+func parseMetric(s string) (float64, error) {
+	t := strings.TrimSpace(s)
+	switch strings.ToLower(t) {
+	case "nan":
+		return math.NaN(), nil
+	case "inf", "+inf", "infinity", "+infinity":
+		return math.Inf(1), nil
+	case "-inf", "-infinity":
+		return math.Inf(-1), nil
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil {
+		return 0, mlInvalid("metric value %q is not a number (NaN and ±Infinity are allowed)", s)
+	}
+	return v, nil
+}
+
+// mlLogMetric is CALL ml_log_metric(run_id, key, value [, step [, timestamp_ms]]).
+func (e *Engine) mlLogMetric(ctx *gms.Context, runID, key, value string, args ...int64) (gms.RowIter, error) {
+	if err := checkKey("metric", key); err != nil {
+		return nil, err
+	}
+	v, err := parseMetric(value)
+	if err != nil {
+		return nil, err
+	}
+	if len(args) > 2 {
+		return nil, mlInvalid("ml_log_metric takes run_id, key, value, and optionally step and timestamp")
+	}
+	step, ts := int64(0), time.Now().UnixMilli()
+	if len(args) > 0 {
+		step = args[0]
+	}
+	if len(args) > 1 {
+		ts = args[1]
+	}
+	if _, err := e.mlRun(ctx, runID, true); err != nil {
+		return nil, err
+	}
+	err = e.mlEdit(ctx, "metrics", func(ed *editor) error { return ed.Insert(ctx, gms.Row{runID, key, v, ts, step}) })
+	if err != nil {
+		return nil, err
+	}
+	return gms.RowsToRowIter(gms.Row{"logged"}), nil
+}
+
+// mlSetTag is CALL ml_set_tag(run_id, key, value): the last value wins.
+func (e *Engine) mlSetTag(ctx *gms.Context, runID, key, value string) (gms.RowIter, error) {
+	if err := checkKey("tag", key); err != nil {
+		return nil, err
+	}
+	if n := len([]rune(value)); n > mlMaxTagValue {
+		return nil, mlInvalid("tag %q has a value of %d characters; the limit is %d", key, n, mlMaxTagValue)
+	}
+	if _, err := e.mlRun(ctx, runID, true); err != nil {
+		return nil, err
+	}
+	err := e.mlEdit(ctx, "run_tags", func(ed *editor) error {
+		var b []byte
+		b = appendKeyValue(appendKeyValue(b, runID), key)
+		if old, ok, err := ed.existing(ctx, string(b)); err != nil {
+			return err
+		} else if ok {
+			if err := ed.Delete(ctx, old); err != nil {
+				return err
+			}
+		}
+		return ed.Insert(ctx, gms.Row{runID, key, value})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return gms.RowsToRowIter(gms.Row{"set"}), nil
+}
+
+// mlEndRun is CALL ml_end_run(run_id [, 'FINISHED' | 'FAILED' | 'KILLED']).
+func (e *Engine) mlEndRun(ctx *gms.Context, runID string, args ...string) (gms.RowIter, error) {
+	status := "FINISHED"
+	if len(args) > 1 {
+		return nil, mlInvalid("ml_end_run takes a run id and an optional status")
+	}
+	if len(args) == 1 {
+		status = strings.ToUpper(strings.TrimSpace(args[0]))
+	}
+	switch status {
+	case "FINISHED", "FAILED", "KILLED":
+	default:
+		return nil, mlInvalid("a run ends as FINISHED, FAILED or KILLED, not %q", status)
+	}
+	old, err := e.mlRun(ctx, runID, false)
+	if err != nil {
+		return nil, err
+	}
+	upd := old.Copy()
+	upd[3], upd[5] = status, time.Now().UnixMilli()
+	err = e.mlEdit(ctx, "runs", func(ed *editor) error { return ed.Update(ctx, old, upd) })
+	if err != nil {
+		return nil, err
+	}
+	return gms.RowsToRowIter(gms.Row{status}), nil
+}
