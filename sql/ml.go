@@ -2,6 +2,7 @@ package sql
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -233,6 +234,13 @@ func mlProcedures(e *Engine) []gms.ExternalStoredProcedureDetails {
 		{Name: "ml_log_metric", Function: e.mlLogMetric, Schema: str("status")},
 		{Name: "ml_set_tag", Function: e.mlSetTag, Schema: str("status")},
 		{Name: "ml_end_run", Function: e.mlEndRun, Schema: str("status")},
+		{Name: "ml_log_batch", Function: e.mlLogBatch, Schema: str("status")},
+		{Name: "ml_delete_run", Function: e.mlSetLifecycle("deleted"), Schema: str("lifecycle_stage")},
+		{Name: "ml_restore_run", Function: e.mlSetLifecycle("active"), Schema: str("lifecycle_stage")},
+		{Name: "ml_register_model", Function: e.mlRegisterModel, Schema: gms.Schema{
+			{Name: "name", Type: types.LongText}, {Name: "version", Type: types.Int64}}},
+		{Name: "ml_set_alias", Function: e.mlSetAlias, Schema: gms.Schema{
+			{Name: "name", Type: types.LongText}, {Name: "alias", Type: types.LongText}, {Name: "version", Type: types.Int64}}},
 	}
 }
 
@@ -463,4 +471,219 @@ func (e *Engine) mlEndRun(ctx *gms.Context, runID string, args ...string) (gms.R
 		return nil, err
 	}
 	return gms.RowsToRowIter(gms.Row{status}), nil
+}
+
+// mlLogBatch is CALL ml_log_batch(run_id, '{"params": [{"key":…,"value":…}], "metrics":
+// [{"key":…,"value":…,"step":…,"timestamp":…}], "tags": [{"key":…,"value":…}]}'), MLflow's
+// log-batch body: everything is checked first, then each table is written in one statement.
+func (e *Engine) mlLogBatch(ctx *gms.Context, runID, body string) (gms.RowIter, error) {
+	var b struct {
+		Params []struct {
+			Key   string `json:"key"`
+			Value string `json:"value"`
+		} `json:"params"`
+		Metrics []struct {
+			Key       string          `json:"key"`
+			Value     json.RawMessage `json:"value"`
+			Step      int64           `json:"step"`
+			Timestamp *int64          `json:"timestamp"`
+		} `json:"metrics"`
+		Tags []struct {
+			Key   string `json:"key"`
+			Value string `json:"value"`
+		} `json:"tags"`
+	}
+	dec := json.NewDecoder(strings.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		return nil, mlInvalid("ml_log_batch: the body is not {\"params\": […], \"metrics\": […], \"tags\": […]}: %v", err)
+	}
+	if n := len(b.Params) + len(b.Metrics) + len(b.Tags); n > 1000+100+100 || len(b.Metrics) > 1000 || len(b.Params) > 100 || len(b.Tags) > 100 {
+		return nil, mlInvalid("ml_log_batch takes at most 1000 metrics, 100 params and 100 tags (MLflow's limits), got %d, %d and %d", len(b.Metrics), len(b.Params), len(b.Tags))
+	}
+	if _, err := e.mlRun(ctx, runID, true); err != nil {
+		return nil, err
+	}
+	now := time.Now().UnixMilli()
+	var params, metrics, tags []gms.Row
+	seen := map[string]string{}
+	for _, p := range b.Params {
+		if err := checkKey("param", p.Key); err != nil {
+			return nil, err
+		}
+		if n := len([]rune(p.Value)); n > mlMaxParamValue {
+			return nil, mlInvalid("param %q has a value of %d characters; the limit is %d", p.Key, n, mlMaxParamValue)
+		}
+		if v, dup := seen[p.Key]; dup && v != p.Value {
+			return nil, mlInvalid("param %q appears twice in the batch with different values", p.Key)
+		}
+		seen[p.Key] = p.Value
+		old, ok, err := e.mlGet(ctx, "params", runID, p.Key)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			if old[2] != p.Value {
+				return nil, mlInvalid("param %q of run %s was already logged with value %q; params cannot change", p.Key, runID, old[2])
+			}
+			continue
+		}
+		params = append(params, gms.Row{runID, p.Key, p.Value})
+	}
+	for _, m := range b.Metrics {
+		if err := checkKey("metric", m.Key); err != nil {
+			return nil, err
+		}
+		raw := strings.Trim(string(m.Value), `"`)
+		v, err := parseMetric(raw)
+		if err != nil {
+			return nil, err
+		}
+		ts := now
+		if m.Timestamp != nil {
+			ts = *m.Timestamp
+		}
+		metrics = append(metrics, gms.Row{runID, m.Key, v, ts, m.Step})
+	}
+	for _, t := range b.Tags {
+		if err := checkKey("tag", t.Key); err != nil {
+			return nil, err
+		}
+		if n := len([]rune(t.Value)); n > mlMaxTagValue {
+			return nil, mlInvalid("tag %q has a value of %d characters; the limit is %d", t.Key, n, mlMaxTagValue)
+		}
+		tags = append(tags, gms.Row{runID, t.Key, t.Value})
+	}
+	insert := func(table string, rows []gms.Row) error {
+		if len(rows) == 0 {
+			return nil
+		}
+		return e.mlEdit(ctx, table, func(ed *editor) error {
+			for _, r := range rows {
+				if err := ed.Insert(ctx, r); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err := insert("params", params); err != nil {
+		return nil, err
+	}
+	if err := insert("metrics", metrics); err != nil {
+		return nil, err
+	}
+	if len(tags) > 0 {
+		err := e.mlEdit(ctx, "run_tags", func(ed *editor) error {
+			for _, r := range tags {
+				var k []byte
+				k = appendKeyValue(appendKeyValue(k, runID), r[1])
+				if old, ok, err := ed.existing(ctx, string(k)); err != nil {
+					return err
+				} else if ok {
+					if err := ed.Delete(ctx, old); err != nil {
+						return err
+					}
+				}
+				if err := ed.Insert(ctx, r); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return gms.RowsToRowIter(gms.Row{fmt.Sprintf("logged %d params, %d metrics, %d tags", len(params), len(metrics), len(tags))}), nil
+}
+
+// mlSetLifecycle is ml_delete_run / ml_restore_run: MLflow's soft delete.
+func (e *Engine) mlSetLifecycle(stage string) func(ctx *gms.Context, runID string) (gms.RowIter, error) {
+	return func(ctx *gms.Context, runID string) (gms.RowIter, error) {
+		old, ok, err := e.mlGet(ctx, "runs", runID)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, mlNotFound("run %q does not exist", runID)
+		}
+		if old[9] == stage {
+			return gms.RowsToRowIter(gms.Row{stage}), nil
+		}
+		upd := old.Copy()
+		upd[9] = stage
+		if err := e.mlEdit(ctx, "runs", func(ed *editor) error { return ed.Update(ctx, old, upd) }); err != nil {
+			return nil, err
+		}
+		return gms.RowsToRowIter(gms.Row{stage}), nil
+	}
+}
+
+// mlRegisterModel is CALL ml_register_model('name', run_id, 'source'): creates the
+// registered model when new and adds the next version.
+func (e *Engine) mlRegisterModel(ctx *gms.Context, name, runID, source string) (gms.RowIter, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len([]rune(name)) > 256 {
+		return nil, mlInvalid("a registered model name must have 1 to 256 characters")
+	}
+	if _, err := e.mlRun(ctx, runID, false); err != nil {
+		return nil, err
+	}
+	now := time.Now().UnixMilli()
+	_, exists, err := e.mlGet(ctx, "registered_models", name)
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		if err := e.mlEdit(ctx, "registered_models", func(ed *editor) error {
+			return ed.Insert(ctx, gms.Row{name, nil, now, now})
+		}); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := e.mlQuery(ctx, "SELECT COALESCE(MAX(version), 0) + 1 FROM ml.model_versions WHERE name = "+sqlString(name))
+	if err != nil {
+		return nil, err
+	}
+	// The engine types MAX(…) + 1 as it likes (an integer, a decimal): read its text.
+	v, err := strconv.ParseFloat(fmt.Sprint(rows[0][0]), 64)
+	if err != nil || v < 1 || v > math.MaxInt32 {
+		return nil, fmt.Errorf("ml_register_model: next version of %q: %v", name, rows[0][0])
+	}
+	version := int32(v)
+	if err := e.mlEdit(ctx, "model_versions", func(ed *editor) error {
+		return ed.Insert(ctx, gms.Row{name, version, runID, source, "READY", nil, now})
+	}); err != nil {
+		return nil, err
+	}
+	return gms.RowsToRowIter(gms.Row{name, int64(version)}), nil
+}
+
+// mlSetAlias is CALL ml_set_alias('name', 'alias', version): the alias moves to version.
+func (e *Engine) mlSetAlias(ctx *gms.Context, name, alias string, version int64) (gms.RowIter, error) {
+	if alias == "" || len([]rune(alias)) > 256 || strings.EqualFold(alias, "latest") {
+		return nil, mlInvalid("an alias has 1 to 256 characters and is not 'latest' (which is reserved)")
+	}
+	if _, ok, err := e.mlGet(ctx, "model_versions", name, int32(version)); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, mlNotFound("registered model %q has no version %d", name, version)
+	}
+	err := e.mlEdit(ctx, "model_aliases", func(ed *editor) error {
+		var k []byte
+		k = appendKeyValue(appendKeyValue(k, name), alias)
+		if old, ok, err := ed.existing(ctx, string(k)); err != nil {
+			return err
+		} else if ok {
+			if err := ed.Delete(ctx, old); err != nil {
+				return err
+			}
+		}
+		return ed.Insert(ctx, gms.Row{name, alias, int32(version)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return gms.RowsToRowIter(gms.Row{name, alias, version}), nil
 }

@@ -62,3 +62,44 @@ func TestMLTracking(t *testing.T) {
 	expectRows(t, c, "SELECT value FROM ml.params WHERE run_id = '"+runID+"' AND `key` = 'lr'", "0.01")
 	expectRows(t, c, "SELECT name FROM ml.experiments ORDER BY CAST(experiment_id AS SIGNED)", "Default", "churn", "fraud")
 }
+
+func TestMLBatchDeleteAndRegistry(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, "")
+	c := n.conn("")
+	var runID string
+	if err := c.QueryRowContext(context.Background(), "CALL ml_start_run('Default', '')").Scan(&runID, new(string), new(any), new(string), new(int64)); err != nil {
+		t.Fatal(err)
+	}
+	batch := `{"params": [{"key": "lr", "value": "0.1"}, {"key": "layers", "value": "3"}],
+		"metrics": [{"key": "acc", "value": 0.5, "step": 0, "timestamp": 1700000000000}, {"key": "acc", "value": 0.75, "step": 1},
+		            {"key": "acc", "value": "NaN", "step": 2}],
+		"tags": [{"key": "mlflow.source.name", "value": "train.py"}]}`
+	expectRows(t, c, fmt.Sprintf("CALL ml_log_batch('%s', '%s')", runID, batch), "logged 2 params, 3 metrics, 1 tags")
+	expectRows(t, c, "SELECT COUNT(*) FROM ml.metrics WHERE run_id = '"+runID+"'", "3")
+	expectRows(t, c, "SELECT timestamp FROM ml.metrics WHERE run_id = '"+runID+"' AND step = 0", "1700000000000")
+	// A batch is checked whole before anything is written.
+	expectErr(t, c, fmt.Sprintf(`CALL ml_log_batch('%s', '{"metrics": [{"key": "acc", "value": 1, "step": 3}], "params": [{"key": "lr", "value": "0.2"}]}')`, runID), 1210, "params cannot change")
+	expectRows(t, c, "SELECT COUNT(*) FROM ml.metrics WHERE run_id = '"+runID+"'", "3")
+	expectErr(t, c, fmt.Sprintf(`CALL ml_log_batch('%s', '{"metricz": []}')`, runID), 1210, "unknown field")
+
+	// Soft delete: the run stays in the table, marked; logging to it is refused until restored.
+	expectRows(t, c, fmt.Sprintf("CALL ml_delete_run('%s')", runID), "deleted")
+	expectRows(t, c, "SELECT lifecycle_stage FROM ml.runs WHERE run_id = '"+runID+"'", "deleted")
+	expectErr(t, c, fmt.Sprintf("CALL ml_log_metric('%s', 'acc', 1)", runID), 1210, "is deleted")
+	expectRows(t, c, fmt.Sprintf("CALL ml_restore_run('%s')", runID), "active")
+	mustExec(t, c, fmt.Sprintf("CALL ml_log_metric('%s', 'acc', 0.9, 3)", runID))
+	expectErr(t, c, "CALL ml_delete_run('0123456789abcdef0123456789abcdef')", 1032, "does not exist")
+
+	// Model registry: versions count up per name; aliases move.
+	expectRows(t, c, fmt.Sprintf("CALL ml_register_model('churn-model', '%s', 'runs:/%s/model')", runID, runID), "churn-model\t1")
+	expectRows(t, c, fmt.Sprintf("CALL ml_register_model('churn-model', '%s', 'runs:/%s/model2')", runID, runID), "churn-model\t2")
+	expectRows(t, c, "CALL ml_set_alias('churn-model', 'champion', 1)", "churn-model\tchampion\t1")
+	expectRows(t, c, "CALL ml_set_alias('churn-model', 'champion', 2)", "churn-model\tchampion\t2")
+	expectRows(t, c, "SELECT a.alias, v.version, v.source FROM ml.model_aliases a JOIN ml.model_versions v ON v.name = a.name AND v.version = a.version",
+		"champion\t2\truns:/"+runID+"/model2")
+	expectErr(t, c, "CALL ml_set_alias('churn-model', 'champion', 7)", 1032, "no version 7")
+	expectErr(t, c, "CALL ml_set_alias('churn-model', 'latest', 1)", 1210, "reserved")
+	expectErr(t, c, "CALL ml_register_model('m', 'nope', 's')", 1032, "does not exist")
+	expectRows(t, c, "SELECT name FROM ml.registered_models", "churn-model")
+}
