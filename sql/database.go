@@ -46,11 +46,17 @@ func (d *Database) GetTableNames(*gms.Context) ([]string, error) {
 	for i, t := range ts {
 		names[i] = t.Entry.Name
 	}
+	if d.name == mlDatabase {
+		names = append(names, latestMetricsName)
+	}
 	return names, nil
 }
 
 // GetTableInsensitive returns the table at the version the transaction pinned.
 func (d *Database) GetTableInsensitive(ctx *gms.Context, name string) (gms.Table, bool, error) {
+	if d.name == mlDatabase && strings.EqualFold(name, latestMetricsName) {
+		return latestMetrics{e: d.engine}, true, nil
+	}
 	ct, err := d.catalog().Table(d.name, name)
 	if errors.Is(err, catalog.ErrTableNotFound) {
 		return nil, false, nil

@@ -15,6 +15,7 @@ import (
 	gms "github.com/dolthub/go-mysql-server/sql"
 	"github.com/dolthub/go-mysql-server/sql/types"
 	"github.com/dolthub/vitess/go/mysql"
+	"github.com/dolthub/vitess/go/sqltypes"
 	"github.com/google/uuid"
 )
 
@@ -686,4 +687,60 @@ func (e *Engine) mlSetAlias(ctx *gms.Context, name, alias string, version int64)
 		return nil, err
 	}
 	return gms.RowsToRowIter(gms.Row{name, alias, version}), nil
+}
+
+// latestMetrics is ml.latest_metrics: per run and key, the last value by step then
+// timestamp, with the smallest and largest value ever logged. It is derived from ml.metrics
+// on every read, inside the reader's transaction, rather than kept as a second table that
+// each logged metric would have to rewrite.
+type latestMetrics struct {
+	e *Engine
+}
+
+const latestMetricsName = "latest_metrics"
+
+var latestMetricsSchema = gms.Schema{
+	{Name: "run_id", Type: types.MustCreateString(sqltypes.VarChar, 32, gms.Collation_Default), Source: latestMetricsName},
+	{Name: "key", Type: types.MustCreateString(sqltypes.VarChar, 250, gms.Collation_Default), Source: latestMetricsName},
+	{Name: "value", Type: types.Float64, Nullable: true, Source: latestMetricsName},
+	{Name: "step", Type: types.Int64, Source: latestMetricsName},
+	{Name: "timestamp", Type: types.Int64, Source: latestMetricsName},
+	{Name: "min_value", Type: types.Float64, Nullable: true, Source: latestMetricsName},
+	{Name: "max_value", Type: types.Float64, Nullable: true, Source: latestMetricsName},
+}
+
+const latestMetricsQuery = "SELECT run_id, `key`, value, step, timestamp, min_value, max_value FROM (" +
+	"SELECT run_id, `key`, value, step, timestamp, " +
+	"ROW_NUMBER() OVER (PARTITION BY run_id, `key` ORDER BY step DESC, timestamp DESC) AS __rn, " +
+	"MIN(value) OVER (PARTITION BY run_id, `key`) AS min_value, MAX(value) OVER (PARTITION BY run_id, `key`) AS max_value " +
+	"FROM ml.metrics) AS __m WHERE __rn = 1"
+
+var _ gms.Table = latestMetrics{}
+
+func (l latestMetrics) Name() string                { return latestMetricsName }
+func (l latestMetrics) String() string              { return "ml." + latestMetricsName }
+func (l latestMetrics) Schema() gms.Schema          { return latestMetricsSchema }
+func (l latestMetrics) Collation() gms.CollationID { return gms.Collation_Default }
+func (l latestMetrics) Partitions(*gms.Context) (gms.PartitionIter, error) {
+	return gms.PartitionsToPartitionIter(partition{}), nil
+}
+
+func (l latestMetrics) PartitionRows(ctx *gms.Context, _ gms.Partition) (gms.RowIter, error) {
+	rows, err := l.e.mlQuery(ctx, latestMetricsQuery)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		for i, c := range latestMetricsSchema {
+			if r[i] == nil {
+				continue
+			}
+			v, _, err := c.Type.Convert(ctx, r[i])
+			if err != nil {
+				return nil, err
+			}
+			r[i] = v
+		}
+	}
+	return gms.RowsToRowIter(rows...), nil
 }

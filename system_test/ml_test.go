@@ -50,6 +50,11 @@ func TestMLTracking(t *testing.T) {
 		"JOIN ml.params p ON p.run_id = r.run_id AND p.`key` = 'depth' JOIN ml.run_tags g ON g.run_id = r.run_id AND g.`key` = 'team'",
 		"churn\tbaseline\t6\tgrowth")
 	expectRows(t, c, "SELECT status FROM ml.runs WHERE run_id = '"+runID+"'", "RUNNING")
+	// latest_metrics: the last value by step, and the extremes ever logged.
+	expectRows(t, c, "SELECT `key`, ROUND(value, 2), step, ROUND(min_value, 2), max_value FROM ml.latest_metrics WHERE run_id = '"+runID+"' AND `key` = 'loss'",
+		"loss\t0.01\t99\t0.01\t1")
+	expectRows(t, c, "SELECT value, step FROM ml.latest_metrics WHERE `key` = 'grad_norm'", "-Inf\t8")
+	expectRows(t, c, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'ml' AND table_name = 'latest_metrics'", "1")
 
 	expectErr(t, c, fmt.Sprintf("CALL ml_end_run('%s', 'DONE')", runID), 1210, "FINISHED, FAILED or KILLED")
 	expectRows(t, c, fmt.Sprintf("CALL ml_end_run('%s')", runID), "FINISHED")
