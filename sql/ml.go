@@ -717,9 +717,9 @@ const latestMetricsQuery = "SELECT run_id, `key`, value, step, timestamp, min_va
 
 var _ gms.Table = latestMetrics{}
 
-func (l latestMetrics) Name() string                { return latestMetricsName }
-func (l latestMetrics) String() string              { return "ml." + latestMetricsName }
-func (l latestMetrics) Schema() gms.Schema          { return latestMetricsSchema }
+func (l latestMetrics) Name() string               { return latestMetricsName }
+func (l latestMetrics) String() string             { return "ml." + latestMetricsName }
+func (l latestMetrics) Schema() gms.Schema         { return latestMetricsSchema }
 func (l latestMetrics) Collation() gms.CollationID { return gms.Collation_Default }
 func (l latestMetrics) Partitions(*gms.Context) (gms.PartitionIter, error) {
 	return gms.PartitionsToPartitionIter(partition{}), nil
