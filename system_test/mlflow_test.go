@@ -1,0 +1,118 @@
+package system_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"testing"
+)
+
+// TestMLflowRESTSession replays what MLflow's Python client does for a typical tracking
+// session, over HTTP, and checks the responses' shapes and error codes.
+func TestMLflowRESTSession(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, "")
+	base := "http://" + n.srv.HTTPAddr() + "/api/2.0/mlflow/"
+	do := func(method, path string, body any, wantStatus int) map[string]any {
+		t.Helper()
+		var rd io.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		}
+		req, _ := http.NewRequest(method, base+path, rd)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		raw, _ := io.ReadAll(resp.Body)
+		if err := json.Unmarshal(raw, &out); err != nil {
+			t.Fatalf("%s %s: not JSON: %s", method, path, raw)
+		}
+		if resp.StatusCode != wantStatus {
+			t.Fatalf("%s %s: status %d (%s), want %d", method, path, resp.StatusCode, raw, wantStatus)
+		}
+		return out
+	}
+	exp := do("POST", "experiments/create", map[string]any{"name": "rest-exp"}, 200)
+	expID, _ := exp["experiment_id"].(string)
+	if expID == "" {
+		t.Fatalf("experiments/create: %v", exp)
+	}
+	if e := do("POST", "experiments/create", map[string]any{"name": "rest-exp"}, 400); e["error_code"] != "RESOURCE_ALREADY_EXISTS" {
+		t.Fatalf("duplicate experiment: %v", e)
+	}
+	got := do("GET", "experiments/get-by-name?experiment_name=rest-exp", nil, 200)["experiment"].(map[string]any)
+	if got["experiment_id"] != expID || got["lifecycle_stage"] != "active" {
+		t.Fatalf("experiments/get-by-name: %v", got)
+	}
+	if e := do("GET", "experiments/get?experiment_id=999", nil, 404); e["error_code"] != "RESOURCE_DOES_NOT_EXIST" {
+		t.Fatalf("missing experiment: %v", e)
+	}
+	if list := do("POST", "experiments/search", map[string]any{"max_results": 10}, 200)["experiments"].([]any); len(list) != 2 {
+		t.Fatalf("experiments/search: %d experiments, want Default and rest-exp", len(list))
+	}
+
+	run := do("POST", "runs/create", map[string]any{"experiment_id": expID, "run_name": "r1", "start_time": 1700000000000,
+		"tags": []any{map[string]any{"key": "mlflow.user", "value": "ada"}}}, 200)["run"].(map[string]any)
+	info := run["info"].(map[string]any)
+	runID := info["run_id"].(string)
+	if info["status"] != "RUNNING" || info["experiment_id"] != expID || info["run_name"] != "r1" {
+		t.Fatalf("runs/create: %v", info)
+	}
+	do("POST", "runs/log-parameter", map[string]any{"run_id": runID, "key": "lr", "value": "0.01"}, 200)
+	if e := do("POST", "runs/log-parameter", map[string]any{"run_id": runID, "key": "lr", "value": "0.1"}, 400); e["error_code"] != "INVALID_PARAMETER_VALUE" {
+		t.Fatalf("changed param: %v", e)
+	}
+	for step := 0; step < 100; step++ {
+		do("POST", "runs/log-metric", map[string]any{"run_id": runID, "key": "loss", "value": 1.0 / float64(step+1), "timestamp": 1700000000000 + step, "step": step}, 200)
+	}
+	do("POST", "runs/set-tag", map[string]any{"run_id": runID, "key": "stage", "value": "dev"}, 200)
+	do("POST", "runs/log-batch", map[string]any{"run_id": runID, "metrics": []any{map[string]any{"key": "acc", "value": 0.9, "timestamp": 1700000000500, "step": 5}},
+		"params": []any{map[string]any{"key": "depth", "value": "4"}}, "tags": []any{}}, 200)
+	do("POST", "runs/update", map[string]any{"run_id": runID, "status": "FINISHED", "end_time": 1700000009999}, 200)
+
+	full := do("GET", "runs/get?run_id="+url.QueryEscape(runID), nil, 200)["run"].(map[string]any)
+	if st := full["info"].(map[string]any)["status"]; st != "FINISHED" {
+		t.Fatalf("status after update: %v", st)
+	}
+	data := full["data"].(map[string]any)
+	if p := data["params"].([]any); len(p) != 2 {
+		t.Fatalf("params: %v", p)
+	}
+	if tags := data["tags"].([]any); len(tags) != 2 {
+		t.Fatalf("tags: %v", tags)
+	}
+	var loss map[string]any
+	for _, m := range data["metrics"].([]any) {
+		if m.(map[string]any)["key"] == "loss" {
+			loss = m.(map[string]any)
+		}
+	}
+	if loss == nil || fmt.Sprint(loss["step"]) != "99" || fmt.Sprint(loss["value"]) != "0.01" {
+		t.Fatalf("latest loss: %v", loss)
+	}
+	hist := do("GET", "metrics/get-history?run_id="+runID+"&metric_key=loss", nil, 200)["metrics"].([]any)
+	if len(hist) != 100 || fmt.Sprint(hist[0].(map[string]any)["value"]) != "1" || fmt.Sprint(hist[99].(map[string]any)["step"]) != "99" {
+		t.Fatalf("metrics/get-history: %d points, first %v", len(hist), hist[0])
+	}
+	if e := do("POST", "runs/log-metric", map[string]any{"run_id": runID, "key": "loss", "value": 1, "step": 100}, 400); e["error_code"] != "INVALID_PARAMETER_VALUE" {
+		t.Fatalf("logging to a finished run: %v", e)
+	}
+	if e := do("GET", "runs/get?run_id=nope", nil, 404); e["error_code"] != "RESOURCE_DOES_NOT_EXIST" {
+		t.Fatalf("missing run: %v", e)
+	}
+	if e := do("POST", "runs/log-metric", map[string]any{"run_id": runID}, 400); e["error_code"] != "INVALID_PARAMETER_VALUE" {
+		t.Fatalf("missing key: %v", e)
+	}
+	do("POST", "runs/delete", map[string]any{"run_id": runID}, 200)
+	if st := do("GET", "runs/get?run_id="+runID, nil, 200)["run"].(map[string]any)["info"].(map[string]any)["lifecycle_stage"]; st != "deleted" {
+		t.Fatalf("lifecycle after delete: %v", st)
+	}
+}
