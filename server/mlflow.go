@@ -67,6 +67,7 @@ func (m *mlflowAPI) routes(mux *http.ServeMux) {
 	h("POST "+p+"runs/create", m.createRun)
 	h("GET "+p+"runs/get", m.getRun)
 	h("POST "+p+"runs/update", m.updateRun)
+	h("POST "+p+"runs/search", m.searchRuns)
 	h("POST "+p+"runs/delete", m.call("ml_delete_run", "run_id"))
 	h("POST "+p+"runs/restore", m.call("ml_restore_run", "run_id"))
 	h("POST "+p+"runs/log-parameter", m.call("ml_log_param", "run_id", "key", "value"))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -114,5 +115,89 @@ func TestMLflowRESTSession(t *testing.T) {
 	do("POST", "runs/delete", map[string]any{"run_id": runID}, 200)
 	if st := do("GET", "runs/get?run_id="+runID, nil, 200)["run"].(map[string]any)["info"].(map[string]any)["lifecycle_stage"]; st != "deleted" {
 		t.Fatalf("lifecycle after delete: %v", st)
+	}
+}
+
+// TestMLflowRunSearch: runs/search with MLflow's filter syntax, ordering and paging.
+func TestMLflowRunSearch(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, "")
+	base := "http://" + n.srv.HTTPAddr() + "/api/2.0/mlflow/"
+	post := func(path string, body any, wantStatus int) map[string]any {
+		t.Helper()
+		b, _ := json.Marshal(body)
+		resp, err := http.Post(base+path, "application/json", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		var out map[string]any
+		if err := json.Unmarshal(raw, &out); err != nil || resp.StatusCode != wantStatus {
+			t.Fatalf("POST %s: %d %s, want %d", path, resp.StatusCode, raw, wantStatus)
+		}
+		return out
+	}
+	expID := post("experiments/create", map[string]any{"name": "search"}, 200)["experiment_id"]
+	names := map[string]string{}
+	for i, spec := range []struct {
+		model string
+		acc   float64
+		team  string
+	}{{"tree", 0.91, "a"}, {"tree", 0.72, "b"}, {"linear", 0.85, "a"}, {"forest", 0.95, ""}} {
+		info := post("runs/create", map[string]any{"experiment_id": expID, "run_name": fmt.Sprintf("r%d", i)}, 200)["run"].(map[string]any)["info"].(map[string]any)
+		id := info["run_id"].(string)
+		names[id] = info["run_name"].(string)
+		post("runs/log-parameter", map[string]any{"run_id": id, "key": "model", "value": spec.model}, 200)
+		post("runs/log-metric", map[string]any{"run_id": id, "key": "acc", "value": spec.acc, "step": 0}, 200)
+		if spec.team != "" {
+			post("runs/set-tag", map[string]any{"run_id": id, "key": "team", "value": spec.team}, 200)
+		}
+		if i == 0 {
+			post("runs/update", map[string]any{"run_id": id, "status": "FINISHED"}, 200)
+		}
+	}
+	search := func(body map[string]any) []string {
+		t.Helper()
+		body["experiment_ids"] = []any{expID}
+		out := post("runs/search", body, 200)
+		var got []string
+		for _, r := range out["runs"].([]any) {
+			got = append(got, names[r.(map[string]any)["info"].(map[string]any)["run_id"].(string)])
+		}
+		return got
+	}
+	check := func(got []string, want ...string) {
+		t.Helper()
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("runs: %v, want %v", got, want)
+		}
+	}
+	check(search(map[string]any{"filter": "metrics.acc > 0.8 and params.model = 'tree'"}), "r0")
+	check(search(map[string]any{"filter": "metrics.acc >= 0.85", "order_by": []any{"metrics.acc DESC"}}), "r3", "r0", "r2")
+	check(search(map[string]any{"filter": "tags.team = 'a'", "order_by": []any{"metrics.acc ASC"}}), "r2", "r0")
+	check(search(map[string]any{"filter": "params.model LIKE 'fo%'"}), "r3")
+	check(search(map[string]any{"filter": "attributes.status = 'FINISHED'"}), "r0")
+	check(search(map[string]any{"filter": "attributes.status IN ('RUNNING') and params.model ILIKE 'TREE'"}), "r1")
+	check(search(map[string]any{"filter": "metrics.missing > 0"}))
+	// Paging: max_results and the token MLflow's clients pass back.
+	page := post("runs/search", map[string]any{"experiment_ids": []any{expID}, "order_by": []any{"metrics.acc DESC"}, "max_results": 3}, 200)
+	tok, _ := page["next_page_token"].(string)
+	if len(page["runs"].([]any)) != 3 || tok == "" {
+		t.Fatalf("first page: %d runs, token %q", len(page["runs"].([]any)), tok)
+	}
+	check(search(map[string]any{"order_by": []any{"metrics.acc DESC"}, "max_results": 3, "page_token": tok}), "r1")
+	// Malformed filters name the token and where it is.
+	for filter, want := range map[string]string{
+		"metrics.acc > 0.8 OR params.model = 'x'": "expected AND (MLflow filters join clauses with AND only) at character 19",
+		"metrics.acc >":                           "expected a value",
+		"params.model = 'tree":                    "unterminated quote",
+		"foo.bar = 'x'":                           "is not metrics.<key>",
+		"metrics.acc = 'high'":                    "compared with a number",
+	} {
+		e := post("runs/search", map[string]any{"experiment_ids": []any{expID}, "filter": filter}, 400)
+		if e["error_code"] != "INVALID_PARAMETER_VALUE" || !strings.Contains(e["message"].(string), want) {
+			t.Errorf("filter %q: %v, want a message containing %q", filter, e, want)
+		}
 	}
 }
