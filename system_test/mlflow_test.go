@@ -190,10 +190,10 @@ func TestMLflowRunSearch(t *testing.T) {
 	// Malformed filters name the token and where it is.
 	for filter, want := range map[string]string{
 		"metrics.acc > 0.8 OR params.model = 'x'": "expected AND (MLflow filters join clauses with AND only) at character 19",
-		"metrics.acc >":                           "expected a value",
-		"params.model = 'tree":                    "unterminated quote",
-		"foo.bar = 'x'":                           "is not metrics.<key>",
-		"metrics.acc = 'high'":                    "compared with a number",
+		"metrics.acc >":        "expected a value",
+		"params.model = 'tree": "unterminated quote",
+		"foo.bar = 'x'":        "is not metrics.<key>",
+		"metrics.acc = 'high'": "compared with a number",
 	} {
 		e := post("runs/search", map[string]any{"experiment_ids": []any{expID}, "filter": filter}, 400)
 		if e["error_code"] != "INVALID_PARAMETER_VALUE" || !strings.Contains(e["message"].(string), want) {
