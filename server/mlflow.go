@@ -36,7 +36,7 @@ func (m *mlflowAPI) routes(mux *http.ServeMux) {
 	h := func(pattern string, fn func(r *http.Request, body map[string]any) (any, error)) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			body := map[string]any{}
-			if r.Method == http.MethodPost {
+			if r.Method == http.MethodPost || (r.Method == http.MethodDelete && r.ContentLength > 0) {
 				dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<20))
 				dec.UseNumber()
 				if err := dec.Decode(&body); err != nil {
@@ -75,6 +75,7 @@ func (m *mlflowAPI) routes(mux *http.ServeMux) {
 	h("POST "+p+"runs/log-metric", m.logMetric)
 	h("POST "+p+"runs/log-batch", m.logBatch)
 	h("GET "+p+"metrics/get-history", m.metricHistory)
+	m.registryRoutes(mux, h)
 }
 
 func writeMLflowError(w http.ResponseWriter, err error) {

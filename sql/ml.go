@@ -240,6 +240,8 @@ func mlProcedures(e *Engine) []gms.ExternalStoredProcedureDetails {
 		{Name: "ml_restore_run", Function: e.mlSetLifecycle("active"), Schema: str("lifecycle_stage")},
 		{Name: "ml_register_model", Function: e.mlRegisterModel, Schema: gms.Schema{
 			{Name: "name", Type: types.LongText}, {Name: "version", Type: types.Int64}}},
+		{Name: "ml_create_model", Function: e.mlCreateModel, Schema: str("name")},
+		{Name: "ml_delete_alias", Function: e.mlDeleteAlias, Schema: str("status")},
 		{Name: "ml_set_alias", Function: e.mlSetAlias, Schema: gms.Schema{
 			{Name: "name", Type: types.LongText}, {Name: "alias", Type: types.LongText}, {Name: "version", Type: types.Int64}}},
 	}
@@ -743,4 +745,47 @@ func (l latestMetrics) PartitionRows(ctx *gms.Context, _ gms.Partition) (gms.Row
 		}
 	}
 	return gms.RowsToRowIter(rows...), nil
+}
+
+// mlCreateModel is CALL ml_create_model('name'[, 'description']): a registered model with
+// no versions yet (MLflow's registered-models/create).
+func (e *Engine) mlCreateModel(ctx *gms.Context, name string, args ...string) (gms.RowIter, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len([]rune(name)) > 256 {
+		return nil, mlInvalid("a registered model name must have 1 to 256 characters")
+	}
+	if len(args) > 1 {
+		return nil, mlInvalid("ml_create_model takes a name and an optional description")
+	}
+	if _, ok, err := e.mlGet(ctx, "registered_models", name); err != nil {
+		return nil, err
+	} else if ok {
+		return nil, mlError(mysql.ERDupEntry, "RESOURCE_ALREADY_EXISTS", "registered model %q already exists", name)
+	}
+	var desc any
+	if len(args) == 1 && args[0] != "" {
+		desc = args[0]
+	}
+	now := time.Now().UnixMilli()
+	if err := e.mlEdit(ctx, "registered_models", func(ed *editor) error {
+		return ed.Insert(ctx, gms.Row{name, desc, now, now})
+	}); err != nil {
+		return nil, err
+	}
+	return gms.RowsToRowIter(gms.Row{name}), nil
+}
+
+// mlDeleteAlias is CALL ml_delete_alias('name', 'alias').
+func (e *Engine) mlDeleteAlias(ctx *gms.Context, name, alias string) (gms.RowIter, error) {
+	old, ok, err := e.mlGet(ctx, "model_aliases", name, alias)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, mlNotFound("registered model %q has no alias %q", name, alias)
+	}
+	if err := e.mlEdit(ctx, "model_aliases", func(ed *editor) error { return ed.Delete(ctx, old) }); err != nil {
+		return nil, err
+	}
+	return gms.RowsToRowIter(gms.Row{"deleted"}), nil
 }

@@ -216,6 +216,13 @@ func gmsType(f txlog.StructField) (gms.Type, error) {
 		}
 		t, err := planbuilder.ParseColumnTypeString(s)
 		if err == nil {
+			// A parsed "varchar(20)" has no collation, and GMS's LIKE is false for every row
+			// of a column without one: give it the default, as CREATE TABLE does.
+			if tc, ok := t.(gms.TypeWithCollation); ok && tc.Collation() == gms.Collation_Unspecified {
+				if ct, cerr := tc.WithNewCollation(gms.Collation_Default); cerr == nil {
+					t = ct
+				}
+			}
 			parsedTypes.put(s, t)
 			return t, nil
 		}

@@ -112,6 +112,45 @@ func TestMLflowRESTSession(t *testing.T) {
 	if e := do("POST", "runs/log-metric", map[string]any{"run_id": runID}, 400); e["error_code"] != "INVALID_PARAMETER_VALUE" {
 		t.Fatalf("missing key: %v", e)
 	}
+	// The registry: a model, two versions from the run, an alias that moves.
+	rm := do("POST", "registered-models/create", map[string]any{"name": "churn", "description": "first"}, 200)["registered_model"].(map[string]any)
+	if rm["name"] != "churn" || rm["description"] != "first" {
+		t.Fatalf("registered-models/create: %v", rm)
+	}
+	if e := do("POST", "registered-models/create", map[string]any{"name": "churn"}, 400); e["error_code"] != "RESOURCE_ALREADY_EXISTS" {
+		t.Fatalf("duplicate model: %v", e)
+	}
+	v1 := do("POST", "model-versions/create", map[string]any{"name": "churn", "source": "runs:/" + runID + "/model", "run_id": runID}, 200)["model_version"].(map[string]any)
+	v2 := do("POST", "model-versions/create", map[string]any{"name": "churn", "source": "runs:/" + runID + "/model2", "run_id": runID}, 200)["model_version"].(map[string]any)
+	if v1["version"] != "1" || v2["version"] != "2" || v2["status"] != "READY" || v2["run_id"] != runID {
+		t.Fatalf("model-versions/create: %v, %v", v1, v2)
+	}
+	if e := do("POST", "model-versions/create", map[string]any{"name": "nope", "source": "s"}, 404); e["error_code"] != "RESOURCE_DOES_NOT_EXIST" {
+		t.Fatalf("version of a missing model: %v", e)
+	}
+	do("POST", "registered-models/alias", map[string]any{"name": "churn", "alias": "champion", "version": "1"}, 200)
+	do("POST", "registered-models/alias", map[string]any{"name": "churn", "alias": "champion", "version": "2"}, 200)
+	if mv := do("GET", "registered-models/alias?name=churn&alias=champion", nil, 200)["model_version"].(map[string]any); mv["version"] != "2" {
+		t.Fatalf("alias: %v", mv)
+	}
+	got2 := do("GET", "registered-models/get?name=churn", nil, 200)["registered_model"].(map[string]any)
+	if lv := got2["latest_versions"].([]any); len(lv) != 1 || lv[0].(map[string]any)["version"] != "2" || len(got2["aliases"].([]any)) != 1 {
+		t.Fatalf("registered-models/get: %v", got2)
+	}
+	if list := do("GET", "model-versions/search?filter="+url.QueryEscape("name = 'churn'"), nil, 200)["model_versions"].([]any); len(list) != 2 {
+		t.Fatalf("model-versions/search: %v", list)
+	}
+	if list := do("POST", "registered-models/search", map[string]any{"filter": "name LIKE 'ch%'"}, 200)["registered_models"].([]any); len(list) != 1 {
+		t.Fatalf("registered-models/search: %v", list)
+	}
+	if e := do("POST", "registered-models/search", map[string]any{"filter": "owner = 'x'"}, 400); e["error_code"] != "INVALID_PARAMETER_VALUE" {
+		t.Fatalf("bad registry filter: %v", e)
+	}
+	do("DELETE", "registered-models/alias?name=churn&alias=champion", nil, 200)
+	if e := do("GET", "registered-models/alias?name=churn&alias=champion", nil, 404); e["error_code"] != "RESOURCE_DOES_NOT_EXIST" {
+		t.Fatalf("deleted alias: %v", e)
+	}
+
 	do("POST", "runs/delete", map[string]any{"run_id": runID}, 200)
 	if st := do("GET", "runs/get?run_id="+runID, nil, 200)["run"].(map[string]any)["info"].(map[string]any)["lifecycle_stage"]; st != "deleted" {
 		t.Fatalf("lifecycle after delete: %v", st)
