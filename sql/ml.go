@@ -711,12 +711,6 @@ var latestMetricsSchema = gms.Schema{
 	{Name: "max_value", Type: types.Float64, Nullable: true, Source: latestMetricsName},
 }
 
-const latestMetricsQuery = "SELECT run_id, `key`, value, step, timestamp, min_value, max_value FROM (" +
-	"SELECT run_id, `key`, value, step, timestamp, " +
-	"ROW_NUMBER() OVER (PARTITION BY run_id, `key` ORDER BY step DESC, timestamp DESC) AS __rn, " +
-	"MIN(value) OVER (PARTITION BY run_id, `key`) AS min_value, MAX(value) OVER (PARTITION BY run_id, `key`) AS max_value " +
-	"FROM ml.metrics) AS __m WHERE __rn = 1"
-
 var _ gms.Table = latestMetrics{}
 
 func (l latestMetrics) Name() string               { return latestMetricsName }
@@ -728,21 +722,9 @@ func (l latestMetrics) Partitions(*gms.Context) (gms.PartitionIter, error) {
 }
 
 func (l latestMetrics) PartitionRows(ctx *gms.Context, _ gms.Partition) (gms.RowIter, error) {
-	rows, err := l.e.mlQuery(ctx, latestMetricsQuery)
+	rows, err := l.latestRows(ctx)
 	if err != nil {
 		return nil, err
-	}
-	for _, r := range rows {
-		for i, c := range latestMetricsSchema {
-			if r[i] == nil {
-				continue
-			}
-			v, _, err := c.Type.Convert(ctx, r[i])
-			if err != nil {
-				return nil, err
-			}
-			r[i] = v
-		}
 	}
 	return gms.RowsToRowIter(rows...), nil
 }
@@ -788,4 +770,54 @@ func (e *Engine) mlDeleteAlias(ctx *gms.Context, name, alias string) (gms.RowIte
 		return nil, err
 	}
 	return gms.RowsToRowIter(gms.Row{"deleted"}), nil
+}
+
+// latestRows computes latest_metrics from the metric history: one pass over ml.metrics
+// (as this transaction sees it), keeping per run and key the row with the greatest (step,
+// timestamp) and the extremes. A window query in the engine took seconds per 100k points.
+func (l latestMetrics) latestRows(ctx *gms.Context) ([]gms.Row, error) {
+	rows, err := l.e.mlQuery(ctx, "SELECT run_id, `key`, value, step, timestamp FROM ml.metrics")
+	if err != nil {
+		return nil, err
+	}
+	type agg struct {
+		last     gms.Row
+		min, max float64
+		any      bool
+	}
+	type rk struct{ run, key string }
+	by := map[rk]*agg{}
+	var order []rk
+	for _, r := range rows {
+		k := rk{fmt.Sprint(r[0]), fmt.Sprint(r[1])}
+		a := by[k]
+		if a == nil {
+			a = &agg{}
+			by[k] = a
+			order = append(order, k)
+		}
+		step, ts := toInt64(r[3]), toInt64(r[4])
+		if a.last == nil || step > toInt64(a.last[3]) || step == toInt64(a.last[3]) && ts >= toInt64(a.last[4]) {
+			a.last = r
+		}
+		if v, ok := r[2].(float64); ok && !math.IsNaN(v) {
+			if !a.any || v < a.min {
+				a.min = v
+			}
+			if !a.any || v > a.max {
+				a.max = v
+			}
+			a.any = true
+		}
+	}
+	out := make([]gms.Row, 0, len(order))
+	for _, k := range order {
+		a := by[k]
+		row := gms.Row{a.last[0], a.last[1], a.last[2], a.last[3], a.last[4], nil, nil}
+		if a.any {
+			row[5], row[6] = a.min, a.max
+		}
+		out = append(out, row)
+	}
+	return out, nil
 }
