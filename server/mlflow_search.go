@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"encoding/base64"
 	"fmt"
 	"net/http"
@@ -252,28 +253,10 @@ func compareClause(c filterClause, v any) bool {
 			}
 			f = x
 		}
-		switch c.op {
-		case "=":
-			return f == c.num
-		case "!=":
-			return f != c.num
-		case "<":
-			return f < c.num
-		case "<=":
-			return f <= c.num
-		case ">":
-			return f > c.num
-		case ">=":
-			return f >= c.num
-		}
-		return false
+		return ordered(c.op, cmp.Compare(f, c.num))
 	}
 	s := fmt.Sprint(v)
 	switch c.op {
-	case "=":
-		return s == c.str
-	case "!=":
-		return s != c.str
 	case "LIKE":
 		return likeMatch(c.str, s, false)
 	case "ILIKE":
@@ -284,14 +267,25 @@ func compareClause(c filterClause, v any) bool {
 			in = in || x == s
 		}
 		return in == (c.op == "IN")
+	}
+	return ordered(c.op, strings.Compare(s, c.str))
+}
+
+// ordered applies a comparison operator to a three-way comparison's result.
+func ordered(op string, c int) bool {
+	switch op {
+	case "=":
+		return c == 0
+	case "!=":
+		return c != 0
 	case "<":
-		return s < c.str
+		return c < 0
 	case "<=":
-		return s <= c.str
+		return c <= 0
 	case ">":
-		return s > c.str
+		return c > 0
 	case ">=":
-		return s >= c.str
+		return c >= 0
 	}
 	return false
 }

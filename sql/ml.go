@@ -344,6 +344,22 @@ func (e *Engine) mlRun(ctx *gms.Context, runID string, forLogging bool) (gms.Row
 	return r, nil
 }
 
+// upsert replaces the row whose key is the first keyCols values of row, or inserts it.
+func upsert(ctx *gms.Context, ed *editor, row gms.Row, keyCols int) error {
+	var k []byte
+	for _, v := range row[:keyCols] {
+		k = appendKeyValue(k, v)
+	}
+	if old, ok, err := ed.existing(ctx, string(k)); err != nil {
+		return err
+	} else if ok {
+		if err := ed.Delete(ctx, old); err != nil {
+			return err
+		}
+	}
+	return ed.Insert(ctx, row)
+}
+
 // mlLogParam is CALL ml_log_param(run_id, key, value): write-once, as in MLflow.
 func (e *Engine) mlLogParam(ctx *gms.Context, runID, key, value string) (gms.RowIter, error) {
 	if err := checkKey("param", key); err != nil {
@@ -431,18 +447,7 @@ func (e *Engine) mlSetTag(ctx *gms.Context, runID, key, value string) (gms.RowIt
 	if _, err := e.mlRun(ctx, runID, true); err != nil {
 		return nil, err
 	}
-	err := e.mlEdit(ctx, "run_tags", func(ed *editor) error {
-		var b []byte
-		b = appendKeyValue(appendKeyValue(b, runID), key)
-		if old, ok, err := ed.existing(ctx, string(b)); err != nil {
-			return err
-		} else if ok {
-			if err := ed.Delete(ctx, old); err != nil {
-				return err
-			}
-		}
-		return ed.Insert(ctx, gms.Row{runID, key, value})
-	})
+	err := e.mlEdit(ctx, "run_tags", func(ed *editor) error { return upsert(ctx, ed, gms.Row{runID, key, value}, 2) })
 	if err != nil {
 		return nil, err
 	}
@@ -579,16 +584,7 @@ func (e *Engine) mlLogBatch(ctx *gms.Context, runID, body string) (gms.RowIter, 
 	if len(tags) > 0 {
 		err := e.mlEdit(ctx, "run_tags", func(ed *editor) error {
 			for _, r := range tags {
-				var k []byte
-				k = appendKeyValue(appendKeyValue(k, runID), r[1])
-				if old, ok, err := ed.existing(ctx, string(k)); err != nil {
-					return err
-				} else if ok {
-					if err := ed.Delete(ctx, old); err != nil {
-						return err
-					}
-				}
-				if err := ed.Insert(ctx, r); err != nil {
+				if err := upsert(ctx, ed, r, 2); err != nil {
 					return err
 				}
 			}
@@ -674,16 +670,7 @@ func (e *Engine) mlSetAlias(ctx *gms.Context, name, alias string, version int64)
 		return nil, mlNotFound("registered model %q has no version %d", name, version)
 	}
 	err := e.mlEdit(ctx, "model_aliases", func(ed *editor) error {
-		var k []byte
-		k = appendKeyValue(appendKeyValue(k, name), alias)
-		if old, ok, err := ed.existing(ctx, string(k)); err != nil {
-			return err
-		} else if ok {
-			if err := ed.Delete(ctx, old); err != nil {
-				return err
-			}
-		}
-		return ed.Insert(ctx, gms.Row{name, alias, int32(version)})
+		return upsert(ctx, ed, gms.Row{name, alias, int32(version)}, 2)
 	})
 	if err != nil {
 		return nil, err
