@@ -67,6 +67,7 @@ func (t *Table) GetIndexes(*gms.Context) ([]gms.Index, error) {
 func (t *Table) IndexedAccess(_ *gms.Context, lookup gms.IndexLookup) gms.IndexedTable {
 	nt := *t
 	nt.lookup = &lookup
+	nt.points = &pointCache{}
 	return &indexedTable{&nt}
 }
 

@@ -30,6 +30,9 @@ type Table struct {
 	// prune is a hint from the WHERE clause above this scan (see prune.go): files and row
 	// groups whose statistics exclude it are skipped; the filter still checks every row.
 	prune *table.Filter
+	// points serves the point lookups of a lookup join (see pointcache.go); shared by the
+	// copies GMS makes of an indexed table for each lookup.
+	points *pointCache
 }
 
 var (
@@ -333,6 +336,11 @@ func (it *rowIter) Close(*gms.Context) error {
 // plus this transaction's inserts, sorted by key (descending for a reverse lookup). The
 // filter above still applies the exact predicate.
 func (t *Table) lookupRows(ctx *gms.Context, w *tableWrites) (gms.RowIter, error) {
+	if w == nil && t.points != nil {
+		if iter, ok, err := t.points.lookup(ctx, t); ok || err != nil {
+			return iter, err
+		}
+	}
 	filter := lookupFilter(t.schema.Schema, t.lookup)
 	files := table.PruneFiles(t.snap.Schema, t.snap.Metadata.PartitionColumns, t.snap.Files, filter)
 	if w != nil && w.truncated {
@@ -390,6 +398,19 @@ func (t *Table) lookupRows(ctx *gms.Context, w *tableWrites) (gms.RowIter, error
 		}
 		rows = append(rows, pending...)
 	}
+	// Files are pruned, and rows checked, on the first key column only; the engine does not
+	// filter a lookup join's rows again, so every row must be in the lookup's ranges.
+	kept := rows[:0]
+	for _, r := range rows {
+		in, err := t.inLookup(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		if in {
+			kept = append(kept, r)
+		}
+	}
+	rows = kept
 	sch := t.schema.Schema
 	var sortErr error
 	sort.SliceStable(rows, func(i, j int) bool {
