@@ -38,7 +38,7 @@ func (c *pointCache) lookup(ctx *gms.Context, t *Table) (gms.RowIter, bool, erro
 		return gms.RowsToRowIter(), true, nil
 	}
 	t.db.engine.countScan(len(t.snap.Files), 0)
-	return gms.RowsToRowIter(t.project(r)), true, nil
+	return gms.RowsToRowIter(t.project(r.Copy())), true, nil
 }
 
 func (c *pointCache) load(ctx *gms.Context, t *Table) (map[string]gms.Row, error) {
@@ -62,6 +62,8 @@ func (c *pointCache) load(ctx *gms.Context, t *Table) (map[string]gms.Row, error
 	}
 	defer it.Close(ctx)
 	rows := make(map[string]gms.Row, n)
+	pk := t.schema.PkOrdinals
+	key := make(gms.Row, len(t.schema.Schema))
 	for {
 		r, err := it.Next(ctx)
 		if errors.Is(err, io.EOF) {
@@ -70,7 +72,16 @@ func (c *pointCache) load(ctx *gms.Context, t *Table) (map[string]gms.Row, error
 		if err != nil {
 			return nil, err
 		}
-		rows[rowKey(r, t.schema.PkOrdinals)] = r
+		// Keys go through the column type's Convert, as pointKey's do, so both sides
+		// encode alike (a TIME is stored as text but converts to a Timespan).
+		for _, o := range pk {
+			v, _, err := t.schema.Schema[o].Type.Convert(ctx, r[o])
+			if err != nil {
+				return nil, err
+			}
+			key[o] = v
+		}
+		rows[rowKey(key, pk)] = r
 	}
 	c.rows = rows
 	return rows, nil
