@@ -492,7 +492,7 @@ func sqlLiteral(t gms.Type, v any) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", "''") + "'", nil
+	return sqlString(s), nil
 }
 
 // copyRows is lake_copy's row path: values are converted to the target's column types one

@@ -147,7 +147,7 @@ func (e *Engine) commitTable(ctx *gms.Context, w *tableWrites) error {
 		if err != nil && !errors.Is(err, storage.ErrOutcomeUnknown) {
 			// Turned away (a schema change, a failed write) or failed: files a large copy
 			// already wrote will not be committed. Deleting them twice is harmless.
-			dropSpilled(ctx, w.table.Store, w.spilled)
+			deleteFiles(w.table.Store, w.spilled)
 		}
 		return err
 	}
@@ -159,17 +159,17 @@ func (e *Engine) commitTable(ctx *gms.Context, w *tableWrites) error {
 		var re *txlog.RebaseError
 		if !errors.As(err, &re) {
 			if err != nil && !errors.Is(err, storage.ErrOutcomeUnknown) {
-				dropSpilled(ctx, w.table.Store, w.spilled)
+				deleteFiles(w.table.Store, w.spilled)
 			}
 			return err
 		}
 		if attempt >= maxRewriteRebases {
-			dropSpilled(ctx, w.table.Store, w.spilled)
+			deleteFiles(w.table.Store, w.spilled)
 			return tableError(w.table, err)
 		}
 		snap, serr := w.table.Log.Snapshot(ctx, re.Version)
 		if serr != nil {
-			dropSpilled(ctx, w.table.Store, w.spilled)
+			deleteFiles(w.table.Store, w.spilled)
 			return tableError(w.table, err)
 		}
 		w.snap = snap

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 
 	gms "github.com/dolthub/go-mysql-server/sql"
 	"github.com/dolthub/go-mysql-server/sql/types"
@@ -131,13 +130,9 @@ func resolveTable(ctx *gms.Context, e *Engine, arg any) (*catalog.Table, error) 
 	if !ok || s == "" {
 		return nil, mysql.NewSQLError(mysql.ERWrongArguments, "HY000", "expected a table name like 'db.table', got %v", arg)
 	}
-	db, name := ctx.GetCurrentDatabase(), s
-	if i := strings.IndexByte(s, '.'); i >= 0 {
-		db, name = s[:i], s[i+1:]
-	}
-	db, name = strings.Trim(db, "`"), strings.Trim(name, "`")
-	if db == "" {
-		return nil, mysql.NewSQLError(mysql.ERNoDb, "3D000", "no database selected; name the table as 'db.table'")
+	db, name, err := splitTableName(ctx, s)
+	if err != nil {
+		return nil, err
 	}
 	ct, err := e.cfg.Catalog.Table(db, name)
 	if err != nil {

@@ -131,7 +131,7 @@ func (e *Engine) commitBatch(batch []*groupRequest) {
 	}
 	sealed, err := sealInserts(ctx, ct.Store, latest, ws...)
 	if err != nil {
-		dropSpilled(ctx, ct.Store, spilled)
+		deleteFiles(ct.Store, spilled)
 		fail(accepted, fmt.Errorf("table %s.%s: write: %w", ct.Entry.Database, ct.Entry.Name, err))
 		return
 	}
@@ -194,7 +194,7 @@ func (e *Engine) commitBatch(batch []*groupRequest) {
 		}
 		if !errors.Is(err, storage.ErrOutcomeUnknown) {
 			sealed.Abort(ctx) // the commit is not in the log: its files must go
-			dropSpilled(ctx, ct.Store, spilled)
+			deleteFiles(ct.Store, spilled)
 		}
 		if _, ok := err.(*mysql.SQLError); !ok {
 			err = tableError(ct, err)

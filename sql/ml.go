@@ -72,21 +72,9 @@ func (e *Engine) ensureML() error {
 	if e.mlReady {
 		return nil
 	}
-	ctx := gms.NewContext(context.Background(), gms.WithSession(&Session{BaseSession: gms.NewBaseSession(), engine: e}))
 	run := func(q string) error {
-		_, iter, _, err := e.sqle.Query(ctx, q)
-		if err != nil {
-			return err
-		}
-		for {
-			if _, err := iter.Next(ctx); err != nil {
-				iter.Close(ctx)
-				if errors.Is(err, io.EOF) {
-					return nil
-				}
-				return err
-			}
-		}
+		_, _, err := e.Query(context.Background(), "", q)
+		return err
 	}
 	if err := run("CREATE DATABASE IF NOT EXISTS ml"); err != nil {
 		return fmt.Errorf("ml: creating database ml: %w", err)

@@ -66,7 +66,7 @@ func (s *Session) CommitTransaction(ctx *gms.Context, tx gms.Transaction) error 
 			after := false
 			for _, o := range t.order {
 				if after {
-					dropSpilled(ctx, o.table.Store, o.spilled)
+					deleteFiles(o.table.Store, o.spilled)
 				}
 				after = after || o == w
 			}
@@ -84,7 +84,7 @@ func (s *Session) CommitTransaction(ctx *gms.Context, tx gms.Transaction) error 
 func (s *Session) Rollback(ctx *gms.Context, tx gms.Transaction) error {
 	if t, ok := tx.(*Transaction); ok && t != nil {
 		for _, w := range t.order {
-			dropSpilled(ctx, w.table.Store, w.spilled)
+			deleteFiles(w.table.Store, w.spilled)
 		}
 		t.reset()
 	}

@@ -302,20 +302,11 @@ func openDelta(ctx *gms.Context, e *Engine, args []any) (connector.Source, error
 	}
 	version := int64(-1)
 	if len(args) > 1 {
-		v, ok := intArg(args[1])
+		v, ok := intKey(args[1])
 		if !ok || v < 0 {
 			return nil, mysql.NewSQLError(mysql.ERWrongArguments, "HY000", "read_delta: the version must be a non-negative integer, got %v", args[1])
 		}
 		version = v
 	}
 	return connector.OpenDelta(ctx, e.cfg.Resolver, strings.TrimSpace(u), version)
-}
-
-// intArg reads an integer argument (GMS gives literals as int8…int64 or uint8…uint64).
-func intArg(v any) (int64, bool) {
-	switch v.(type) {
-	case int8, int16, int32, int64, uint8, uint16, uint32, uint64:
-		return toInt64(v), true
-	}
-	return 0, false
 }

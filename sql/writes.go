@@ -91,13 +91,6 @@ func (w *tableWrites) empty() bool {
 	return w.liveInserts() == 0 && len(w.deletes) == 0 && !w.truncated && len(w.spilled) == 0
 }
 
-// dropSpilled deletes the files of spilled rows that will not be committed.
-func dropSpilled(ctx context.Context, store storage.Store, adds []*txlog.Add) {
-	if len(adds) > 0 {
-		deleteFiles(store, adds)
-	}
-}
-
 func (w *tableWrites) liveInserts() int {
 	n := 0
 	for _, d := range w.dead {
@@ -118,7 +111,7 @@ func (w *tableWrites) begin() {
 func (w *tableWrites) discard() {
 	if w.stmt != nil {
 		w.stmt.ins.release()
-		dropSpilled(context.Background(), w.table.Store, w.stmt.spilled)
+		deleteFiles(w.table.Store, w.stmt.spilled)
 	}
 	w.stmt = nil
 }
@@ -134,12 +127,12 @@ func (w *tableWrites) complete() (err error) {
 	// otherwise they go (discard can no longer reach them: w.stmt is already cleared).
 	defer func() {
 		if err != nil {
-			dropSpilled(context.Background(), w.table.Store, s.spilled)
+			deleteFiles(w.table.Store, s.spilled)
 			return
 		}
 		if s.truncated && len(w.spilled) > 0 {
 			// Files earlier statements spilled hold rows this statement removed.
-			dropSpilled(context.Background(), w.table.Store, w.spilled)
+			deleteFiles(w.table.Store, w.spilled)
 			w.spilled, w.spilledRows = nil, 0
 		}
 		w.spilled = append(w.spilled, s.spilled...)
