@@ -21,12 +21,18 @@ run: build
 # would race on).
 RACE_TESTS := TestRacingDuplicateKeys|TestConcurrentAppendsAllCommit|TestConflictingUpdate|TestGroupCommit|TestUpdateCommitsOverConcurrentInserts|TestMaintenanceUnderLoad|TestCopySpill|TestCopyProgress
 
-# Tools the tests run: versitygw, a real S3 gateway (the S3 storage and warehouse tests).
+# Tools the tests run: versitygw, a real S3 gateway (the S3 storage and warehouse tests), and
+# Debian's chromium (the scoreboard's browser test).
 VERSITYGW_VERSION := v1.8.0
 tools:
 	@command -v versitygw >/dev/null 2>&1 || test -x "$$($(GO) env GOPATH)/bin/versitygw" || \
 	  (echo "installing versitygw $(VERSITYGW_VERSION) (go install, a minute or two)"; \
 	   $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION))
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  (echo "installing Debian's chromium for the browser tests (apt-get, a few minutes)"; \
+	   SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	   DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium || \
+	   ($$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium))
 
 test: tools
 	$(GO) vet $(PKGS)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -64,6 +65,11 @@ func (m *mlflowAPI) routes(mux *http.ServeMux) {
 	h("GET "+p+"experiments/get", m.getExperiment)
 	h("GET "+p+"experiments/get-by-name", m.getExperiment)
 	h("POST "+p+"experiments/search", m.searchExperiments)
+	h("GET "+p+"experiments/search", m.searchExperiments)
+	h("POST "+p+"experiments/delete", m.call("ml_delete_experiment", "experiment_id"))
+	h("POST "+p+"experiments/restore", m.call("ml_restore_experiment", "experiment_id"))
+	h("POST "+p+"experiments/update", m.call("ml_rename_experiment", "experiment_id", "new_name"))
+	h("POST "+p+"experiments/set-experiment-tag", m.call("ml_set_experiment_tag", "experiment_id", "key", "value"))
 	h("POST "+p+"runs/create", m.createRun)
 	h("GET "+p+"runs/get", m.getRun)
 	h("POST "+p+"runs/update", m.updateRun)
@@ -76,6 +82,7 @@ func (m *mlflowAPI) routes(mux *http.ServeMux) {
 	h("POST "+p+"runs/log-batch", m.logBatch)
 	h("GET "+p+"metrics/get-history", m.metricHistory)
 	m.registryRoutes(mux, h)
+	m.artifactRoutes(mux)
 }
 
 func writeMLflowError(w http.ResponseWriter, err error) {
@@ -177,9 +184,38 @@ func (m *mlflowAPI) createExperiment(r *http.Request, body map[string]any) (any,
 
 const experimentCols = "experiment_id, name, artifact_location, lifecycle_stage, last_update_time, creation_time"
 
-func experimentJSON(row []any) map[string]any {
-	return map[string]any{"experiment_id": row[0], "name": row[1], "artifact_location": row[2], "lifecycle_stage": row[3],
-		"last_update_time": row[4], "creation_time": row[5], "tags": []any{}}
+// experimentAttributes are the experiment columns a filter or order_by may name.
+var experimentAttributes = map[string]int{"experiment_id": 0, "name": 1, "artifact_location": 2, "lifecycle_stage": 3,
+	"last_update_time": 4, "creation_time": 5}
+
+// experiments reads the experiments matching where, as MLflow's Experiment objects.
+func (m *mlflowAPI) experiments(r *http.Request, where string) ([]map[string]any, error) {
+	if err := m.ensure(r); err != nil {
+		return nil, err
+	}
+	_, rows, err := m.query(r, "SELECT "+experimentCols+" FROM ml.experiments WHERE "+where+" ORDER BY CAST(experiment_id AS SIGNED)")
+	if err != nil {
+		return nil, err
+	}
+	_, tagRows, err := m.query(r, "SELECT experiment_id, `key`, value FROM ml.experiment_tags ORDER BY experiment_id, `key`")
+	if err != nil {
+		return nil, err
+	}
+	tags := map[string][]any{}
+	for _, t := range tagRows {
+		id := fmt.Sprint(t[0])
+		tags[id] = append(tags[id], map[string]any{"key": t[1], "value": t[2]})
+	}
+	out := make([]map[string]any, len(rows))
+	for i, row := range rows {
+		e := map[string]any{"experiment_id": row[0], "name": row[1], "artifact_location": row[2], "lifecycle_stage": row[3],
+			"last_update_time": row[4], "creation_time": row[5]}
+		if t := tags[fmt.Sprint(row[0])]; len(t) > 0 {
+			e["tags"] = t
+		}
+		out[i] = e
+	}
+	return out, nil
 }
 
 func (m *mlflowAPI) getExperiment(r *http.Request, body map[string]any) (any, error) {
@@ -191,45 +227,89 @@ func (m *mlflowAPI) getExperiment(r *http.Request, body map[string]any) (any, er
 	} else {
 		return nil, badRequest("missing value for required parameter 'experiment_id' (or 'experiment_name')")
 	}
-	if err := m.ensure(r); err != nil {
-		return nil, err
-	}
-	_, rows, err := m.query(r, "SELECT "+experimentCols+" FROM ml.experiments WHERE "+where)
+	exps, err := m.experiments(r, where)
 	if err != nil {
 		return nil, err
 	}
-	if len(rows) == 0 {
+	if len(exps) == 0 {
 		return nil, &mlflowError{http.StatusNotFound, "RESOURCE_DOES_NOT_EXIST", "no experiment where " + where}
 	}
-	return map[string]any{"experiment": experimentJSON(rows[0])}, nil
+	return map[string]any{"experiment": exps[0]}, nil
 }
 
 // ensure makes the ml tables exist before a plain SELECT reads them.
 func (m *mlflowAPI) ensure(*http.Request) error { return m.s.engine.EnsureML() }
 
+// searchExperiments is experiments/search: filter on attributes (name, creation_time,
+// last_update_time; a bare name works too) and tags, order_by, view_type, paging.
 func (m *mlflowAPI) searchExperiments(r *http.Request, body map[string]any) (any, error) {
-	if f := optStr(body, "filter"); f != "" {
-		return nil, badRequest("filters on experiments are not supported yet; query ml.experiments with SQL")
-	}
-	max, ok, err := optInt(body, "max_results")
+	clauses, err := parseFilter(optStr(body, "filter"), "name", "creation_time", "last_update_time", "experiment_id")
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
-		max = 1000
+	for _, c := range clauses {
+		_, ok := experimentAttributes[c.key]
+		if c.entity != "tags" && (c.entity != "attributes" || !ok) {
+			return nil, badRequest("invalid filter: experiments are filtered on attributes (name, creation_time, last_update_time) and tags, not %s.%s", c.entity, c.key)
+		}
 	}
-	if err := m.ensure(r); err != nil {
-		return nil, err
-	}
-	_, rows, err := m.query(r, fmt.Sprintf("SELECT %s FROM ml.experiments WHERE lifecycle_stage = 'active' ORDER BY CAST(experiment_id AS SIGNED) LIMIT %d", experimentCols, max))
+	orders, err := parseOrderBy(strList(body, "order_by"), experimentAttributes)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]any, len(rows))
-	for i, row := range rows {
-		out[i] = experimentJSON(row)
+	for _, o := range orders {
+		if o.ref.entity != "attributes" {
+			return nil, badRequest("invalid order_by: experiments are ordered by attributes, not %s.%s", o.ref.entity, o.ref.key)
+		}
 	}
-	return map[string]any{"experiments": out}, nil
+	if len(orders) == 0 {
+		orders = []runOrder{{ref: valueRef{"attributes", "last_update_time"}, desc: true}}
+	}
+	max, offset, err := paging(body)
+	if err != nil {
+		return nil, err
+	}
+	where, err := viewWhere("view_type", optStr(body, "view_type"))
+	if err != nil {
+		return nil, err
+	}
+	exps, err := m.experiments(r, where)
+	if err != nil {
+		return nil, err
+	}
+	value := func(e map[string]any, entity, key string) any {
+		if entity == "attributes" {
+			return e[key]
+		}
+		tags, _ := e["tags"].([]any)
+		for _, t := range tags {
+			if kv := t.(map[string]any); kv["key"] == key {
+				return kv["value"]
+			}
+		}
+		return nil
+	}
+	kept := exps[:0]
+	for _, e := range exps {
+		ok := true
+		for _, c := range clauses {
+			ok = ok && compareClause(c, value(e, c.entity, c.key))
+		}
+		if ok {
+			kept = append(kept, e)
+		}
+	}
+	sort.SliceStable(kept, func(i, j int) bool {
+		for _, o := range orders {
+			if c := compareValues(kept[i][o.ref.key], kept[j][o.ref.key], o.desc); c != 0 {
+				return c < 0
+			}
+		}
+		return compareValues(kept[i]["experiment_id"], kept[j]["experiment_id"], false) < 0
+	})
+	out := map[string]any{}
+	err = page(out, "experiments", len(kept), max, offset, func(i int) (any, error) { return kept[i], nil })
+	return out, err
 }
 
 // tagsOf reads [{"key":…, "value":…}] lists.

@@ -2,9 +2,11 @@ package server
 
 import (
 	"cmp"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -97,8 +99,9 @@ var entityAliases = map[string]string{
 	"tag": "tags", "tags": "tags", "attribute": "attributes", "attributes": "attributes", "attr": "attributes", "run": "attributes",
 }
 
-// parseFilter reads a filter; errors name the token and its position.
-func parseFilter(s string) ([]filterClause, error) {
+// parseFilter reads a filter; errors name the token and its position. bare names the
+// attributes a clause may name without a prefix (experiments' name, for one).
+func parseFilter(s string, bare ...string) ([]filterClause, error) {
 	toks, err := lexFilter(s)
 	if err != nil {
 		return nil, badRequest("invalid filter %q: %v", s, err)
@@ -129,6 +132,9 @@ func parseFilter(s string) ([]filterClause, error) {
 			i++
 		}
 		ent, ok := entityAliases[strings.ToLower(strings.TrimSuffix(entity, "."))]
+		if !ok && key == "" && slices.Contains(bare, strings.ToLower(entity)) {
+			ent, key, ok = "attributes", strings.ToLower(entity), true
+		}
 		if !ok || key == "" {
 			return nil, badRequest("invalid filter %q: %q at character %d is not metrics.<key>, params.<key>, tags.<key> or attributes.<name>", s, ident, toks[i].pos+1)
 		}
@@ -294,14 +300,103 @@ func ordered(op string, c int) bool {
 var runAttributes = map[string]int{"run_id": 0, "run_uuid": 0, "experiment_id": 1, "run_name": 2, "status": 3, "start_time": 4,
 	"end_time": 5, "user_id": 6, "artifact_uri": 7, "lifecycle_stage": 8}
 
-func (m *mlflowAPI) searchRuns(r *http.Request, body map[string]any) (any, error) {
-	var expIDs []string
-	if v, ok := body["experiment_ids"].([]any); ok {
-		for _, x := range v {
-			expIDs = append(expIDs, fmt.Sprint(x))
+// runSearch is what runs/search and the scoreboard ask for.
+type runSearch struct {
+	expIDs  []string
+	filter  string
+	orderBy []string // "metrics.acc DESC", "attributes.start_time", …
+	view    string   // ACTIVE_ONLY (default), DELETED_ONLY, ALL
+}
+
+// runCols are the ml.runs columns a found run carries, in runAttributes order.
+const runCols = "run_id, experiment_id, name, status, start_time, end_time, user_id, artifact_uri, lifecycle_stage"
+
+type valueRef struct{ entity, key string }
+
+type runOrder struct {
+	ref  valueRef
+	desc bool
+}
+
+// parseOrderBy reads MLflow order_by clauses; attrs are the attributes that may be named.
+func parseOrderBy(list []string, attrs map[string]int) ([]runOrder, error) {
+	var orders []runOrder
+	for _, o := range list {
+		f := strings.Fields(o)
+		if len(f) == 0 {
+			continue
 		}
+		ent, key, found := strings.Cut(f[0], ".")
+		if !found {
+			ent, key = "attributes", f[0]
+		}
+		ent = entityAliases[strings.ToLower(ent)]
+		if ent == "" || key == "" || len(f) > 2 || (len(f) == 2 && !strings.EqualFold(f[1], "ASC") && !strings.EqualFold(f[1], "DESC")) {
+			return nil, badRequest("invalid order_by %q: use metrics.<key>, params.<key>, tags.<key> or attributes.<name>, then ASC or DESC", o)
+		}
+		key = strings.Trim(key, "`\"'")
+		if ent == "attributes" {
+			if _, ok := attrs[key]; !ok {
+				return nil, badRequest("invalid order_by %q: %s is not an attribute", o, key)
+			}
+		}
+		orders = append(orders, runOrder{ref: valueRef{ent, key}, desc: len(f) > 1 && strings.EqualFold(f[1], "DESC")})
 	}
-	clauses, err := parseFilter(optStr(body, "filter"))
+	return orders, nil
+}
+
+// sortKey is a value prepared for ordering: numbers as numbers, others as strings.
+type sortKey struct {
+	missing bool
+	isNum   bool
+	num     float64
+	str     string
+}
+
+func makeSortKey(v any) sortKey {
+	if v == nil {
+		return sortKey{missing: true}
+	}
+	k := sortKey{str: fmt.Sprint(v)}
+	if f, ok := v.(float64); ok {
+		k.num, k.isNum = f, true
+	} else if f, err := strconv.ParseFloat(k.str, 64); err == nil {
+		k.num, k.isNum = f, true
+	}
+	return k
+}
+
+// compare orders two keys, missing ones last whatever the direction, as in MLflow.
+func (a sortKey) compare(b sortKey, desc bool) int {
+	switch {
+	case a.missing && b.missing:
+		return 0
+	case a.missing:
+		return 1
+	case b.missing:
+		return -1
+	}
+	c := 0
+	if a.isNum && b.isNum {
+		c = cmp.Compare(a.num, b.num)
+	} else {
+		c = strings.Compare(a.str, b.str)
+	}
+	if desc {
+		c = -c
+	}
+	return c
+}
+
+// compareValues orders two values as sortKey does.
+func compareValues(a, b any, desc bool) int {
+	return makeSortKey(a).compare(makeSortKey(b), desc)
+}
+
+// findRuns returns the runs that match, sorted, with the values of every metric, param
+// and tag the filter or ordering names.
+func (m *mlflowAPI) findRuns(ctx context.Context, q runSearch) ([][]any, error) {
+	clauses, err := parseFilter(q.filter)
 	if err != nil {
 		return nil, err
 	}
@@ -310,109 +405,60 @@ func (m *mlflowAPI) searchRuns(r *http.Request, body map[string]any) (any, error
 			return nil, badRequest("invalid filter: attributes.%s is not a run attribute", c.key)
 		}
 	}
-	max, ok, err := optInt(body, "max_results")
+	orders, err := parseOrderBy(q.orderBy, runAttributes)
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
-		max = 1000
+	if len(orders) == 0 {
+		orders = []runOrder{{ref: valueRef{"attributes", "start_time"}, desc: true}}
 	}
-	if max < 1 || max > 50000 {
-		return nil, badRequest("max_results must be between 1 and 50000, got %d", max)
-	}
-	offset := 0
-	if tok := optStr(body, "page_token"); tok != "" {
-		b, err := base64.StdEncoding.DecodeString(tok)
-		n, err2 := strconv.Atoi(strings.TrimPrefix(string(b), "offset:"))
-		if err != nil || err2 != nil || n < 0 {
-			return nil, badRequest("invalid page_token %q", tok)
-		}
-		offset = n
-	}
-	if err := m.ensure(r); err != nil {
+	if err := m.s.engine.EnsureML(); err != nil {
 		return nil, err
 	}
-	where := "lifecycle_stage = 'active'"
-	switch strings.ToUpper(optStr(body, "run_view_type")) {
-	case "DELETED_ONLY":
-		where = "lifecycle_stage = 'deleted'"
-	case "ALL":
-		where = "TRUE"
+	where, err := viewWhere("run_view_type", q.view)
+	if err != nil {
+		return nil, err
 	}
-	if len(expIDs) > 0 {
-		quoted := make([]string, len(expIDs))
-		for i, id := range expIDs {
+	if len(q.expIDs) > 0 {
+		quoted := make([]string, len(q.expIDs))
+		for i, id := range q.expIDs {
 			quoted[i] = lakesql.SQLString(id)
 		}
 		where += " AND experiment_id IN (" + strings.Join(quoted, ", ") + ")"
 	}
-	_, runs, err := m.query(r, "SELECT run_id, experiment_id, name, status, start_time, end_time, user_id, artifact_uri, lifecycle_stage FROM ml.runs WHERE "+where)
+	_, runs, err := m.s.engine.Query(ctx, "mlflow", "SELECT "+runCols+" FROM ml.runs WHERE "+where)
 	if err != nil {
 		return nil, err
 	}
-	// Values of each metric, param and tag the filter or the ordering names, by run.
-	orderBy, _ := body["order_by"].([]any)
-	type ref struct{ entity, key string }
-	need := map[ref]map[string]any{}
+	need := map[valueRef]map[string]any{}
 	for _, c := range clauses {
 		if c.entity != "attributes" {
-			need[ref{c.entity, c.key}] = nil
+			need[valueRef{c.entity, c.key}] = nil
 		}
 	}
-	type order struct {
-		ref  ref
-		desc bool
-	}
-	var orders []order
-	for _, o := range orderBy {
-		f := strings.Fields(fmt.Sprint(o))
-		if len(f) == 0 {
-			continue
+	for _, o := range orders {
+		if o.ref.entity != "attributes" {
+			need[o.ref] = nil
 		}
-		ent, key, _ := strings.Cut(f[0], ".")
-		ent = entityAliases[strings.ToLower(ent)]
-		if ent == "" || key == "" {
-			return nil, badRequest("invalid order_by %q: use metrics.<key>, params.<key>, tags.<key> or attributes.<name>, then ASC or DESC", o)
-		}
-		key = strings.Trim(key, "`\"'")
-		od := order{ref: ref{ent, key}, desc: len(f) > 1 && strings.EqualFold(f[1], "DESC")}
-		if ent != "attributes" {
-			need[od.ref] = nil
-		} else if _, ok := runAttributes[key]; !ok {
-			return nil, badRequest("invalid order_by %q: %s is not a run attribute", o, key)
-		}
-		orders = append(orders, od)
-	}
-	if len(orders) == 0 {
-		orders = []order{{ref: ref{"attributes", "start_time"}, desc: true}}
 	}
 	for rf := range need {
-		q := map[string]string{
-			"metrics": "SELECT run_id, value FROM ml.latest_metrics WHERE `key` = ",
-			"params":  "SELECT run_id, value FROM ml.params WHERE `key` = ",
-			"tags":    "SELECT run_id, value FROM ml.run_tags WHERE `key` = ",
-		}[rf.entity] + lakesql.SQLString(rf.key)
-		_, rows, err := m.query(r, q)
+		vals, err := m.valuesOf(ctx, rf.entity, rf.key)
 		if err != nil {
 			return nil, err
 		}
-		vals := map[string]any{}
-		for _, x := range rows {
-			vals[fmt.Sprint(x[0])] = x[1]
-		}
 		need[rf] = vals
 	}
-	value := func(run []any, rf ref) any {
+	value := func(run []any, rf valueRef) any {
 		if rf.entity == "attributes" {
 			return run[runAttributes[rf.key]]
 		}
 		return need[rf][fmt.Sprint(run[0])]
 	}
-	var kept [][]any
+	kept := runs[:0]
 	for _, run := range runs {
 		ok := true
 		for _, c := range clauses {
-			if !compareClause(c, value(run, ref{c.entity, c.key})) {
+			if !compareClause(c, value(run, valueRef{c.entity, c.key})) {
 				ok = false
 				break
 			}
@@ -421,57 +467,143 @@ func (m *mlflowAPI) searchRuns(r *http.Request, body map[string]any) (any, error
 			kept = append(kept, run)
 		}
 	}
-	less := func(a, b any) int {
-		// Missing values sort last, as in MLflow.
-		switch {
-		case a == nil && b == nil:
-			return 0
-		case a == nil:
-			return 1
-		case b == nil:
-			return -1
-		}
-		fa, ea := strconv.ParseFloat(fmt.Sprint(a), 64)
-		fb, eb := strconv.ParseFloat(fmt.Sprint(b), 64)
-		if ea == nil && eb == nil {
-			switch {
-			case fa < fb:
-				return -1
-			case fa > fb:
-				return 1
-			}
-			return 0
-		}
-		return strings.Compare(fmt.Sprint(a), fmt.Sprint(b))
+	// Sort keys are worked out once per run, not at every comparison.
+	type sortable struct {
+		run  []any
+		id   string
+		keys []sortKey
 	}
-	sort.SliceStable(kept, func(i, j int) bool {
-		for _, o := range orders {
-			a, b := value(kept[i], o.ref), value(kept[j], o.ref)
-			c := less(a, b)
-			if c != 0 && a != nil && b != nil && o.desc {
-				c = -c
-			}
-			if c != 0 {
+	list := make([]sortable, len(kept))
+	for i, run := range kept {
+		s := sortable{run: run, id: fmt.Sprint(run[0]), keys: make([]sortKey, len(orders))}
+		for k, o := range orders {
+			s.keys[k] = makeSortKey(value(run, o.ref))
+		}
+		list[i] = s
+	}
+	sort.SliceStable(list, func(i, j int) bool {
+		for k, o := range orders {
+			if c := list[i].keys[k].compare(list[j].keys[k], o.desc); c != 0 {
 				return c < 0
 			}
 		}
-		return fmt.Sprint(kept[i][0]) < fmt.Sprint(kept[j][0])
+		return list[i].id < list[j].id
 	})
-	out := map[string]any{"runs": []any{}}
-	if offset < len(kept) {
-		end := min(offset+int(max), len(kept))
-		list := make([]any, 0, end-offset)
-		for _, run := range kept[offset:end] {
-			full, err := m.run(r, fmt.Sprint(run[0]))
-			if err != nil {
-				return nil, err
-			}
-			list = append(list, full)
+	for i := range list {
+		kept[i] = list[i].run
+	}
+	return kept, nil
+}
+
+// valuesOf maps run ids to their latest value of one metric, or their param or tag.
+func (m *mlflowAPI) valuesOf(ctx context.Context, entity, key string) (map[string]any, error) {
+	q := map[string]string{
+		"metrics": "SELECT run_id, value FROM ml.latest_metrics WHERE `key` = ",
+		"params":  "SELECT run_id, value FROM ml.params WHERE `key` = ",
+		"tags":    "SELECT run_id, value FROM ml.run_tags WHERE `key` = ",
+	}[entity] + lakesql.SQLString(key)
+	_, rows, err := m.s.engine.Query(ctx, "mlflow", q)
+	if err != nil {
+		return nil, err
+	}
+	vals := make(map[string]any, len(rows))
+	for _, x := range rows {
+		vals[fmt.Sprint(x[0])] = x[1]
+	}
+	return vals, nil
+}
+
+// pageToken and readPageToken carry the offset of the next page.
+func pageToken(offset int) string {
+	return base64.StdEncoding.EncodeToString([]byte("offset:" + strconv.Itoa(offset)))
+}
+
+func readPageToken(tok string) (int, error) {
+	if tok == "" {
+		return 0, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(tok)
+	n, err2 := strconv.Atoi(strings.TrimPrefix(string(b), "offset:"))
+	if err != nil || err2 != nil || n < 0 || !strings.HasPrefix(string(b), "offset:") {
+		return 0, badRequest("invalid page_token %q", tok)
+	}
+	return n, nil
+}
+
+// paging reads max_results (default 1000, at most 50000) and page_token.
+func paging(body map[string]any) (max, offset int, err error) {
+	n, ok, err := optInt(body, "max_results")
+	if err != nil {
+		return 0, 0, err
+	}
+	if !ok {
+		n = 1000
+	}
+	if n < 1 || n > 50000 {
+		return 0, 0, badRequest("max_results must be between 1 and 50000, got %d", n)
+	}
+	offset, err = readPageToken(optStr(body, "page_token"))
+	return int(n), offset, err
+}
+
+// page cuts one page out of n results into out[key] (each made by item), with the token
+// of the next page when there is one.
+func page(out map[string]any, key string, n, max, offset int, item func(i int) (any, error)) error {
+	list := []any{}
+	for i := offset; i < min(offset+max, n); i++ {
+		v, err := item(i)
+		if err != nil {
+			return err
 		}
-		out["runs"] = list
-		if end < len(kept) {
-			out["next_page_token"] = base64.StdEncoding.EncodeToString([]byte("offset:" + strconv.Itoa(end)))
+		list = append(list, v)
+	}
+	out[key] = list
+	if offset+max < n {
+		out["next_page_token"] = pageToken(offset + max)
+	}
+	return nil
+}
+
+// viewWhere turns an ACTIVE_ONLY | DELETED_ONLY | ALL parameter into a condition.
+func viewWhere(param, v string) (string, error) {
+	switch strings.ToUpper(v) {
+	case "", "ACTIVE_ONLY":
+		return "lifecycle_stage = 'active'", nil
+	case "DELETED_ONLY":
+		return "lifecycle_stage = 'deleted'", nil
+	case "ALL":
+		return "TRUE", nil
+	}
+	return "", badRequest("%s must be ACTIVE_ONLY, DELETED_ONLY or ALL, got %q", param, v)
+}
+
+// strList reads a list of strings (order_by).
+func strList(body map[string]any, key string) []string {
+	var out []string
+	if v, ok := body[key].([]any); ok {
+		for _, x := range v {
+			out = append(out, fmt.Sprint(x))
 		}
 	}
-	return out, nil
+	return out
+}
+
+func (m *mlflowAPI) searchRuns(r *http.Request, body map[string]any) (any, error) {
+	q := runSearch{filter: optStr(body, "filter"), view: optStr(body, "run_view_type"), orderBy: strList(body, "order_by")}
+	if v, ok := body["experiment_ids"].([]any); ok {
+		for _, x := range v {
+			q.expIDs = append(q.expIDs, fmt.Sprint(x))
+		}
+	}
+	max, offset, err := paging(body)
+	if err != nil {
+		return nil, err
+	}
+	kept, err := m.findRuns(r.Context(), q)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{}
+	err = page(out, "runs", len(kept), max, offset, func(i int) (any, error) { return m.run(r, fmt.Sprint(kept[i][0])) })
+	return out, err
 }

@@ -248,7 +248,9 @@ func (s *Server) routes() http.Handler {
 			fmt.Fprintf(w, "# TYPE %s counter\n%s %d\n", k, k, m[k])
 		}
 	})
-	(&mlflowAPI{s: s}).routes(mux)
+	ml := &mlflowAPI{s: s}
+	ml.routes(mux)
+	(&scoreboard{m: ml}).routes(mux)
 	mux.HandleFunc("GET /api/jobs", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"jobs": s.engine.Jobs().List()})

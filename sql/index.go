@@ -146,6 +146,9 @@ func (t *Table) keyRangeCheck(ctx *gms.Context, as *arrow.Schema) func(arrow.Rec
 		return check
 	}
 	read := readerFor(as.Field(col).Type, typ)
+	if check := pointSetCheck(ctx, rc, typ, read, col); check != nil {
+		return check
+	}
 	return func(rec arrow.RecordBatch, i int) (bool, error) {
 		v, err := read(rec.Column(col), i)
 		if err != nil {
@@ -168,6 +171,53 @@ func (t *Table) keyRangeCheck(ctx *gms.Context, as *arrow.Schema) func(arrow.Rec
 			}
 		}
 		return false, nil
+	}
+}
+
+// pointSetCheck is keyRangeCheck for an IN list (or one =) on a string key compared byte
+// for byte (the default utf8mb4_0900_bin collation): a row is tested with one map
+// lookup instead of a collation comparison against every range, which made an IN list of
+// 250 run ids cost 500 comparisons per row. It returns nil when a range is not a single
+// non-NULL value or the collation folds case or pads.
+func pointSetCheck(ctx *gms.Context, rc gms.MySQLRangeCollection, typ gms.Type, read func(arrow.Array, int) (any, error), col int) func(arrow.RecordBatch, int) (bool, error) {
+	st, ok := typ.(gms.StringType)
+	if !ok || st.Collation() != gms.Collation_utf8mb4_0900_bin {
+		return nil
+	}
+	set := make(map[string]struct{}, len(rc))
+	for _, r := range rc {
+		if len(r) == 0 {
+			return nil
+		}
+		lo, ok1 := r[0].LowerBound.(gms.Below)
+		hi, ok2 := r[0].UpperBound.(gms.Above)
+		if !ok1 || !ok2 || lo.Key == nil || hi.Key == nil {
+			return nil
+		}
+		if c, err := typ.Compare(ctx, lo.Key, hi.Key); err != nil || c != 0 {
+			return nil
+		}
+		k, _, err := typ.Convert(ctx, lo.Key)
+		if err != nil {
+			return nil
+		}
+		ks, ok := k.(string)
+		if !ok {
+			return nil
+		}
+		set[ks] = struct{}{}
+	}
+	return func(rec arrow.RecordBatch, i int) (bool, error) {
+		v, err := read(rec.Column(col), i)
+		if err != nil {
+			return false, err
+		}
+		s, ok := v.(string)
+		if !ok {
+			return false, nil
+		}
+		_, in := set[s]
+		return in, nil
 	}
 }
 

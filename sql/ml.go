@@ -63,6 +63,12 @@ var mlTables = []string{
 type mlState struct {
 	mlMu    sync.Mutex
 	mlReady bool
+
+	// latest caches ml.latest_metrics for one committed version of ml.metrics: the
+	// scoreboard and runs/search read it several times per page while nothing is logged.
+	latestMu      sync.Mutex
+	latestVersion string
+	latest        []gms.Row
 }
 
 // ensureML creates the ml database, its tables and the Default experiment (id 0) once.
@@ -85,7 +91,7 @@ func (e *Engine) ensureML() error {
 		}
 	}
 	now := time.Now().UnixMilli()
-	if err := run(fmt.Sprintf("INSERT IGNORE INTO ml.experiments VALUES ('0', 'Default', 'ml-artifacts/0', 'active', %d, %d)", now, now)); err != nil {
+	if err := run(fmt.Sprintf("INSERT IGNORE INTO ml.experiments VALUES ('0', 'Default', '%s0', 'active', %d, %d)", ArtifactScheme, now, now)); err != nil {
 		return fmt.Errorf("ml: the Default experiment: %w", err)
 	}
 	e.mlReady = true
@@ -226,6 +232,10 @@ func mlProcedures(e *Engine) []gms.ExternalStoredProcedureDetails {
 		{Name: "ml_log_batch", Function: e.mlLogBatch, Schema: str("status")},
 		{Name: "ml_delete_run", Function: e.mlSetLifecycle("deleted"), Schema: str("lifecycle_stage")},
 		{Name: "ml_restore_run", Function: e.mlSetLifecycle("active"), Schema: str("lifecycle_stage")},
+		{Name: "ml_delete_experiment", Function: e.mlExperimentLifecycle("deleted"), Schema: str("lifecycle_stage")},
+		{Name: "ml_restore_experiment", Function: e.mlExperimentLifecycle("active"), Schema: str("lifecycle_stage")},
+		{Name: "ml_rename_experiment", Function: e.mlRenameExperiment, Schema: str("name")},
+		{Name: "ml_set_experiment_tag", Function: e.mlSetExperimentTag, Schema: str("status")},
 		{Name: "ml_register_model", Function: e.mlRegisterModel, Schema: gms.Schema{
 			{Name: "name", Type: types.LongText}, {Name: "version", Type: types.Int64}}},
 		{Name: "ml_create_model", Function: e.mlCreateModel, Schema: str("name")},
@@ -259,7 +269,7 @@ func (e *Engine) mlCreateExperiment(ctx *gms.Context, name string, args ...strin
 		return nil, err
 	}
 	id := fmt.Sprint(rows[0][0])
-	loc := "ml-artifacts/" + id
+	loc := ArtifactScheme + id
 	if len(args) == 1 && strings.TrimSpace(args[0]) != "" {
 		loc = strings.TrimSpace(args[0])
 	}
@@ -271,6 +281,118 @@ func (e *Engine) mlCreateExperiment(ctx *gms.Context, name string, args ...strin
 		return nil, err
 	}
 	return gms.RowsToRowIter(gms.Row{id}), nil
+}
+
+// ArtifactScheme prefixes artifact locations served by this daemon, as MLflow's
+// --serve-artifacts does: clients send the files to /api/2.0/mlflow-artifacts/artifacts/<path>
+// and the daemon keeps them in the warehouse.
+const ArtifactScheme = "mlflow-artifacts:/"
+
+// mlExperimentRow is the experiments row with this id, in any lifecycle stage.
+func (e *Engine) mlExperimentRow(ctx *gms.Context, id string) (gms.Row, error) {
+	old, ok, err := e.mlGet(ctx, "experiments", id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, mlNotFound("experiment %q does not exist", id)
+	}
+	return old, nil
+}
+
+// mlExperimentLifecycle is ml_delete_experiment / ml_restore_experiment: MLflow's soft
+// delete of an experiment, which takes its runs along. The runs change first, in their own
+// commit: a failure between the two leaves the experiment as it was, and the call can be
+// repeated.
+func (e *Engine) mlExperimentLifecycle(stage string) func(ctx *gms.Context, id string) (gms.RowIter, error) {
+	return func(ctx *gms.Context, id string) (gms.RowIter, error) {
+		old, err := e.mlExperimentRow(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if id == "0" && stage == "deleted" {
+			return nil, mlInvalid("the Default experiment (id 0) cannot be deleted")
+		}
+		if old[3] == stage {
+			return gms.RowsToRowIter(gms.Row{stage}), nil
+		}
+		from := "active"
+		if stage == "active" {
+			from = "deleted"
+		}
+		runs, err := e.mlQuery(ctx, "SELECT * FROM ml.runs WHERE experiment_id = "+sqlString(id)+" AND lifecycle_stage = "+sqlString(from))
+		if err != nil {
+			return nil, err
+		}
+		if len(runs) > 0 {
+			err = e.mlEdit(ctx, "runs", func(ed *editor) error {
+				for _, r := range runs {
+					upd := r.Copy()
+					upd[9] = stage
+					if err := ed.Update(ctx, r, upd); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		upd := old.Copy()
+		upd[3], upd[5] = stage, time.Now().UnixMilli()
+		if err := e.mlEdit(ctx, "experiments", func(ed *editor) error { return ed.Update(ctx, old, upd) }); err != nil {
+			return nil, err
+		}
+		return gms.RowsToRowIter(gms.Row{stage}), nil
+	}
+}
+
+// mlRenameExperiment is CALL ml_rename_experiment(id, 'new name').
+func (e *Engine) mlRenameExperiment(ctx *gms.Context, id, name string) (gms.RowIter, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len([]rune(name)) > mlMaxName {
+		return nil, mlInvalid("an experiment name must have 1 to %d characters", mlMaxName)
+	}
+	old, err := e.mlExperimentRow(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := e.mlQuery(ctx, "SELECT experiment_id FROM ml.experiments WHERE name = "+sqlString(name)+" AND experiment_id <> "+sqlString(id))
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) > 0 {
+		return nil, mlError(mysql.ERDupEntry, "RESOURCE_ALREADY_EXISTS", "experiment %q already exists (id %v)", name, rows[0][0])
+	}
+	upd := old.Copy()
+	upd[1], upd[5] = name, time.Now().UnixMilli()
+	if err := e.mlEdit(ctx, "experiments", func(ed *editor) error { return ed.Update(ctx, old, upd) }); err != nil {
+		return nil, err
+	}
+	return gms.RowsToRowIter(gms.Row{name}), nil
+}
+
+// mlSetExperimentTag is CALL ml_set_experiment_tag(id, key, value).
+func (e *Engine) mlSetExperimentTag(ctx *gms.Context, id, key, value string) (gms.RowIter, error) {
+	if err := checkKey("tag", key); err != nil {
+		return nil, err
+	}
+	if n := len([]rune(value)); n > mlMaxTagValue {
+		return nil, mlInvalid("tag %q has a value of %d characters; the limit is %d", key, n, mlMaxTagValue)
+	}
+	exp, err := e.mlExperimentRow(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if exp[3] != "active" {
+		return nil, mlInvalid("experiment %q is deleted", id)
+	}
+	err = e.mlEdit(ctx, "experiment_tags", func(ed *editor) error { return upsert(ctx, ed, gms.Row{id, key, value}, 2) })
+	if err != nil {
+		return nil, err
+	}
+	return gms.RowsToRowIter(gms.Row{"set"}), nil
 }
 
 // mlExperiment finds an experiment by id or by name.
@@ -751,31 +873,61 @@ func (e *Engine) mlDeleteAlias(ctx *gms.Context, name, alias string) (gms.RowIte
 // (as this transaction sees it), keeping per run and key the row with the greatest (step,
 // timestamp) and the extremes. A window query in the engine took seconds per 100k points.
 func (l latestMetrics) latestRows(ctx *gms.Context) ([]gms.Row, error) {
-	rows, err := l.e.mlQuery(ctx, "SELECT run_id, `key`, value, step, timestamp FROM ml.metrics")
-	if err != nil {
-		return nil, err
+	// A transaction that logged metrics itself sees its own rows: no cache then.
+	version := ""
+	if t, err := l.e.mlTable(ctx, "metrics"); err == nil && t.writes(ctx) == nil && !t.asOf {
+		version = fmt.Sprintf("%s@%d", t.snap.Metadata.ID, t.snap.Version)
 	}
+	if version != "" {
+		l.e.latestMu.Lock()
+		cached := l.e.latest
+		hit := l.e.latestVersion == version
+		l.e.latestMu.Unlock()
+		if hit {
+			out := make([]gms.Row, len(cached))
+			for i, r := range cached {
+				out[i] = r.Copy()
+			}
+			return out, nil
+		}
+	}
+	out, err := l.computeLatest(ctx, version != "")
+	if err != nil || version == "" {
+		return out, err
+	}
+	keep := make([]gms.Row, len(out))
+	for i, r := range out {
+		keep[i] = r.Copy()
+	}
+	l.e.latestMu.Lock()
+	l.e.latestVersion, l.e.latest = version, keep
+	l.e.latestMu.Unlock()
+	return out, nil
+}
+
+// computeLatest keeps, per run and key, the last value by step then timestamp, and the
+// lowest and highest values. The committed state is read from the files directly; a
+// transaction that changed ml.metrics reads it through the engine, with its own changes.
+func (l latestMetrics) computeLatest(ctx *gms.Context, committed bool) ([]gms.Row, error) {
 	type agg struct {
-		last     gms.Row
+		last     MetricPoint
 		min, max float64
 		any      bool
 	}
 	type rk struct{ run, key string }
 	by := map[rk]*agg{}
 	var order []rk
-	for _, r := range rows {
-		k := rk{fmt.Sprint(r[0]), fmt.Sprint(r[1])}
+	add := func(p MetricPoint) {
+		k := rk{p.RunID, p.Key}
 		a := by[k]
 		if a == nil {
-			a = &agg{}
+			a = &agg{last: p}
 			by[k] = a
 			order = append(order, k)
+		} else if p.Step > a.last.Step || p.Step == a.last.Step && p.Timestamp >= a.last.Timestamp {
+			a.last = p
 		}
-		step, ts := toInt64(r[3]), toInt64(r[4])
-		if a.last == nil || step > toInt64(a.last[3]) || step == toInt64(a.last[3]) && ts >= toInt64(a.last[4]) {
-			a.last = r
-		}
-		if v, ok := r[2].(float64); ok && !math.IsNaN(v) {
+		if v := p.Value; !p.Null && !math.IsNaN(v) {
 			if !a.any || v < a.min {
 				a.min = v
 			}
@@ -785,10 +937,36 @@ func (l latestMetrics) latestRows(ctx *gms.Context) ([]gms.Row, error) {
 			a.any = true
 		}
 	}
+	if committed {
+		t, err := l.e.mlTable(ctx, "metrics")
+		if err != nil {
+			return nil, err
+		}
+		if err := scanMetrics(ctx, t, nil, add); err != nil {
+			return nil, err
+		}
+	} else {
+		rows, err := l.e.mlQuery(ctx, "SELECT run_id, `key`, value, step, timestamp FROM ml.metrics")
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			p := MetricPoint{RunID: fmt.Sprint(r[0]), Key: fmt.Sprint(r[1]), Step: toInt64(r[3]), Timestamp: toInt64(r[4])}
+			if v, ok := r[2].(float64); ok {
+				p.Value = v
+			} else {
+				p.Value, p.Null = math.NaN(), true
+			}
+			add(p)
+		}
+	}
 	out := make([]gms.Row, 0, len(order))
 	for _, k := range order {
 		a := by[k]
-		row := gms.Row{a.last[0], a.last[1], a.last[2], a.last[3], a.last[4], nil, nil}
+		row := gms.Row{a.last.RunID, a.last.Key, a.last.Value, a.last.Step, a.last.Timestamp, nil, nil}
+		if a.last.Null {
+			row[2] = nil
+		}
 		if a.any {
 			row[5], row[6] = a.min, a.max
 		}

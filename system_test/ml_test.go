@@ -55,6 +55,17 @@ func TestMLTracking(t *testing.T) {
 		"loss\t0.01\t99\t0.01\t1")
 	expectRows(t, c, "SELECT value, step FROM ml.latest_metrics WHERE `key` = 'grad_norm'", "-Inf\t8")
 	expectRows(t, c, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'ml' AND table_name = 'latest_metrics'", "1")
+	// The view follows new commits, and a transaction sees its own uncommitted rows in it
+	// (and nobody else does).
+	call("CALL ml_log_metric('%s', 'loss', 0.005, 100)", runID)
+	expectRows(t, c, "SELECT value, step FROM ml.latest_metrics WHERE run_id = '"+runID+"' AND `key` = 'loss'", "0.005\t100")
+	other := n.conn("")
+	mustExec(t, c, "BEGIN")
+	call("INSERT INTO ml.metrics VALUES ('%s', 'loss', NULL, 1700000000000, 101)", runID)
+	expectRows(t, c, "SELECT value, step, min_value FROM ml.latest_metrics WHERE run_id = '"+runID+"' AND `key` = 'loss'", "NULL\t101\t0.005")
+	expectRows(t, other, "SELECT value, step FROM ml.latest_metrics WHERE run_id = '"+runID+"' AND `key` = 'loss'", "0.005\t100")
+	mustExec(t, c, "ROLLBACK")
+	expectRows(t, c, "SELECT value, step FROM ml.latest_metrics WHERE run_id = '"+runID+"' AND `key` = 'loss'", "0.005\t100")
 
 	expectErr(t, c, fmt.Sprintf("CALL ml_end_run('%s', 'DONE')", runID), 1210, "FINISHED, FAILED or KILLED")
 	expectRows(t, c, fmt.Sprintf("CALL ml_end_run('%s')", runID), "FINISHED")

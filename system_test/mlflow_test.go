@@ -17,30 +17,7 @@ func TestMLflowRESTSession(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, "")
 	base := "http://" + n.srv.HTTPAddr() + "/api/2.0/mlflow/"
-	do := func(method, path string, body any, wantStatus int) map[string]any {
-		t.Helper()
-		var rd io.Reader
-		if body != nil {
-			b, _ := json.Marshal(body)
-			rd = bytes.NewReader(b)
-		}
-		req, _ := http.NewRequest(method, base+path, rd)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		raw, _ := io.ReadAll(resp.Body)
-		if err := json.Unmarshal(raw, &out); err != nil {
-			t.Fatalf("%s %s: not JSON: %s", method, path, raw)
-		}
-		if resp.StatusCode != wantStatus {
-			t.Fatalf("%s %s: status %d (%s), want %d", method, path, resp.StatusCode, raw, wantStatus)
-		}
-		return out
-	}
+	do := mlflowClient{t, base}.do
 	exp := do("POST", "experiments/create", map[string]any{"name": "rest-exp"}, 200)
 	expID, _ := exp["experiment_id"].(string)
 	if expID == "" {
