@@ -46,7 +46,15 @@ func (m *mlflowAPI) routes(mux *http.ServeMux) {
 				}
 			} else {
 				for k, v := range r.URL.Query() {
-					if len(v) > 0 {
+					switch {
+					case k == "order_by" || k == "experiment_ids" || len(v) > 1:
+						// Lists, which GET requests repeat: ?order_by=a&order_by=b.
+						list := make([]any, len(v))
+						for i, x := range v {
+							list[i] = x
+						}
+						body[k] = list
+					case len(v) == 1:
 						body[k] = v[0]
 					}
 				}
@@ -262,8 +270,8 @@ func (m *mlflowAPI) searchExperiments(r *http.Request, body map[string]any) (any
 			return nil, badRequest("invalid order_by: experiments are ordered by attributes, not %s.%s", o.ref.entity, o.ref.key)
 		}
 	}
-	if len(orders) == 0 {
-		orders = []runOrder{{ref: valueRef{"attributes", "last_update_time"}, desc: true}}
+	if len(orders) == 0 { // MLflow's default: newest first (then by id, below)
+		orders = []runOrder{{ref: valueRef{"attributes", "creation_time"}, desc: true}}
 	}
 	max, offset, err := paging(body)
 	if err != nil {

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"mime"
 	"net/http"
 	"path"
 	"sort"
-	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	lakesql "github.com/lakehoused/lakehoused/sql"
 	"github.com/lakehoused/lakehoused/storage"
@@ -24,9 +26,24 @@ import (
 
 const (
 	artifactPrefix = "_artifacts/"
-	// maxArtifactBytes bounds one upload, which is held in memory on its way to storage.
-	maxArtifactBytes = 1 << 30
+	// maxArtifactBytes bounds one upload, which is held in memory on its way to storage
+	// (storage.Store takes whole objects); at most maxUploads are read at once, so uploads
+	// hold at most 1 GiB between them.
+	maxArtifactBytes = 512 << 20
+	maxUploads       = 2
 )
+
+// uploads limits the artifact uploads held in memory at once.
+var uploads = make(chan struct{}, maxUploads)
+
+// inlineTypes are the content types an artifact is served with as such: ones a browser
+// shows but never runs. Everything else goes as application/octet-stream, to download.
+var inlineTypes = map[string]string{
+	".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp",
+	".txt": "text/plain; charset=utf-8", ".log": "text/plain; charset=utf-8", ".csv": "text/plain; charset=utf-8",
+	".json": "application/json", ".yaml": "text/plain; charset=utf-8", ".yml": "text/plain; charset=utf-8",
+	".md": "text/plain; charset=utf-8", ".py": "text/plain; charset=utf-8", ".pdf": "application/pdf",
+}
 
 // artifactPath checks a path relative to the artifact root: no empty, "." or ".."
 // segments, no backslashes or NULs, so a request never leaves _artifacts/.
@@ -44,6 +61,9 @@ func artifactPath(p string, allowEmpty bool) (string, error) {
 	for _, seg := range strings.Split(p, "/") {
 		if seg == "" || seg == "." || seg == ".." {
 			return "", badRequest("invalid artifact path %q: empty, '.' and '..' segments are not allowed", p)
+		}
+		if strings.HasPrefix(seg, storage.TempPrefix) {
+			return "", badRequest("invalid artifact path %q: names starting with %q are reserved", p, storage.TempPrefix)
 		}
 	}
 	return p, nil
@@ -89,12 +109,7 @@ func (m *mlflowAPI) listArtifacts(ctx context.Context, dir, base string) ([]arti
 
 func (m *mlflowAPI) artifactRoutes(mux *http.ServeMux) {
 	const p = "/api/2.0/mlflow-artifacts/artifacts"
-	fail := func(w http.ResponseWriter, err error) {
-		if errors.Is(err, storage.ErrNotExist) {
-			err = &mlflowError{http.StatusNotFound, "RESOURCE_DOES_NOT_EXIST", err.Error()}
-		}
-		writeMLflowError(w, err)
-	}
+	fail := func(w http.ResponseWriter, err error) { m.artifactError(w, "", err) }
 	writeJSON := func(w http.ResponseWriter, v any) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(v)
@@ -105,19 +120,38 @@ func (m *mlflowAPI) artifactRoutes(mux *http.ServeMux) {
 			fail(w, err)
 			return
 		}
-		data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxArtifactBytes))
+		if r.ContentLength > maxArtifactBytes {
+			fail(w, tooLarge(ap))
+			return
+		}
+		select {
+		case uploads <- struct{}{}:
+			defer func() { <-uploads }()
+		case <-r.Context().Done():
+			return
+		}
+		var data []byte
+		if r.ContentLength > 0 {
+			data = make([]byte, r.ContentLength)
+			_, err = io.ReadFull(r.Body, data)
+		} else {
+			data, err = io.ReadAll(http.MaxBytesReader(w, r.Body, maxArtifactBytes))
+		}
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
-				fail(w, &mlflowError{http.StatusRequestEntityTooLarge, "INVALID_PARAMETER_VALUE",
-					fmt.Sprintf("artifact %q is larger than %d bytes", ap, int64(maxArtifactBytes))})
+				fail(w, tooLarge(ap))
 				return
 			}
 			fail(w, badRequest("reading artifact %q: %v", ap, err))
 			return
 		}
+		if err := m.pathFree(r.Context(), ap); err != nil {
+			m.artifactError(w, ap, err)
+			return
+		}
 		if err := m.s.warehouse.Put(r.Context(), artifactPrefix+ap, data); err != nil {
-			fail(w, err)
+			m.artifactError(w, ap, err)
 			return
 		}
 		writeJSON(w, map[string]any{})
@@ -139,7 +173,7 @@ func (m *mlflowAPI) artifactRoutes(mux *http.ServeMux) {
 		// A directory goes with everything below it, as in MLflow.
 		objs, err := m.s.warehouse.List(r.Context(), artifactPrefix+ap+"/")
 		if err != nil {
-			fail(w, err)
+			m.artifactError(w, ap, err)
 			return
 		}
 		keys := []string{artifactPrefix + ap}
@@ -151,7 +185,7 @@ func (m *mlflowAPI) artifactRoutes(mux *http.ServeMux) {
 		}
 		for _, k := range keys {
 			if err := m.s.warehouse.Delete(r.Context(), k); err != nil {
-				fail(w, err)
+				m.artifactError(w, ap, err)
 				return
 			}
 		}
@@ -196,25 +230,73 @@ func (m *mlflowAPI) artifactRoutes(mux *http.ServeMux) {
 	})
 }
 
-// serveArtifact writes one stored artifact.
+// serveArtifact streams one stored artifact (with Range support). Only inert types are
+// served as themselves; the rest download as octet streams, with a sandboxing CSP, so a
+// logged HTML, SVG or XML file never runs as a page of this origin.
 func (m *mlflowAPI) serveArtifact(w http.ResponseWriter, r *http.Request, ap string) {
-	data, err := m.s.warehouse.Get(r.Context(), artifactPrefix+ap)
+	f, size, err := m.s.warehouse.Open(r.Context(), artifactPrefix+ap)
 	if err != nil {
-		if errors.Is(err, storage.ErrNotExist) {
-			err = &mlflowError{http.StatusNotFound, "RESOURCE_DOES_NOT_EXIST", fmt.Sprintf("artifact %q does not exist", ap)}
-		}
-		writeMLflowError(w, err)
+		m.artifactError(w, ap, err)
 		return
 	}
-	ct := mime.TypeByExtension(path.Ext(ap))
-	if ct == "" || strings.HasPrefix(ct, "text/html") || strings.Contains(ct, "javascript") || strings.Contains(ct, "svg") {
-		// Never let a logged file run as a page of this origin.
+	defer f.Close()
+	h := w.Header()
+	ct, inline := inlineTypes[strings.ToLower(path.Ext(ap))]
+	if !inline {
 		ct = "application/octet-stream"
+		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(ap)}))
 	}
-	w.Header().Set("Content-Type", ct)
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
-	_, _ = w.Write(data)
+	h.Set("Content-Type", ct)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
+	http.ServeContent(w, r, "", time.Time{}, io.NewSectionReader(f, 0, size))
+}
+
+// pathFree checks that a file can be written at ap: no folder there and no file where one
+// of its folders would be. An object store would take both, a filesystem neither; artifacts
+// behave the same on both, as on MLflow's local store.
+func (m *mlflowAPI) pathFree(ctx context.Context, ap string) error {
+	segs := strings.Split(ap, "/")
+	for i := 1; i < len(segs); i++ {
+		parent := strings.Join(segs[:i], "/")
+		if _, err := m.s.warehouse.Stat(ctx, artifactPrefix+parent); err == nil {
+			return badRequest("artifact path %q is taken: %q is a file, not a folder", ap, parent)
+		} else if !errors.Is(err, storage.ErrNotExist) {
+			return err
+		}
+	}
+	below, err := m.s.warehouse.List(ctx, artifactPrefix+ap+"/")
+	if err != nil {
+		return err
+	}
+	if len(below) > 0 {
+		return badRequest("artifact path %q is taken: it is a folder", ap)
+	}
+	return nil
+}
+
+func tooLarge(ap string) error {
+	return &mlflowError{http.StatusRequestEntityTooLarge, "INVALID_PARAMETER_VALUE",
+		fmt.Sprintf("artifact %q is larger than %d bytes", ap, int64(maxArtifactBytes))}
+}
+
+// artifactError answers a failed artifact operation: a missing object is 404; a path that
+// collides with a folder or a file (a file where a folder is, or below a file) is 400; other
+// storage failures are logged with their detail and answered without it, since it names
+// the server's paths.
+func (m *mlflowAPI) artifactError(w http.ResponseWriter, ap string, err error) {
+	var me *mlflowError
+	switch {
+	case errors.As(err, &me):
+	case errors.Is(err, storage.ErrNotExist) || errors.Is(err, fs.ErrNotExist):
+		err = &mlflowError{http.StatusNotFound, "RESOURCE_DOES_NOT_EXIST", fmt.Sprintf("artifact %q does not exist", ap)}
+	case errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, storage.ErrExist):
+		err = badRequest("artifact path %q is taken: a folder and a file cannot share a name", ap)
+	default:
+		m.s.cfg.Logger.Error("artifact storage failed", "path", ap, "err", err)
+		err = &mlflowError{http.StatusInternalServerError, "INTERNAL_ERROR", fmt.Sprintf("storing or reading artifact %q failed; the server log has the cause", ap)}
+	}
+	writeMLflowError(w, err)
 }
 
 // runArtifactRoot is the artifact-root-relative folder of a run's artifacts, with its URI.

@@ -188,7 +188,19 @@ func (m *mlflowAPI) versionResponse(r *http.Request, name, version string) (any,
 	if len(rows) == 0 {
 		return nil, &mlflowError{http.StatusNotFound, "RESOURCE_DOES_NOT_EXIST", fmt.Sprintf("model version (name=%s, version=%s) not found", name, version)}
 	}
-	return map[string]any{"model_version": versionJSON(rows[0])}, nil
+	v := versionJSON(rows[0])
+	_, arows, err := m.query(r, fmt.Sprintf("SELECT alias FROM ml.model_aliases WHERE name = %s AND CAST(version AS CHAR) = %s ORDER BY alias", lakesql.SQLString(name), lakesql.SQLString(version)))
+	if err != nil {
+		return nil, err
+	}
+	if len(arows) > 0 {
+		aliases := make([]any, len(arows))
+		for i, a := range arows {
+			aliases[i] = a[0]
+		}
+		v["aliases"] = aliases
+	}
+	return map[string]any{"model_version": v}, nil
 }
 
 func (m *mlflowAPI) getVersion(r *http.Request, body map[string]any) (any, error) {

@@ -255,7 +255,14 @@ func (s *Server) routes() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"jobs": s.engine.Jobs().List()})
 	})
-	return mux
+	// Browsers may not change anything from another site's page (CSRF): state-changing
+	// requests whose Sec-Fetch-Site or Origin says they come from elsewhere are refused.
+	// MLflow's clients and curl send neither and pass.
+	csrf := http.NewCrossOriginProtection()
+	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeMLflowError(w, &mlflowError{http.StatusForbidden, "PERMISSION_DENIED", "cross-origin request refused: a browser page of another site may not change this server"})
+	}))
+	return csrf.Handler(mux)
 }
 
 // tableName finds the catalog name of the table whose log is l, for job reports.

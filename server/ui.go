@@ -22,7 +22,8 @@ import (
 
 // The web scoreboard (/ui): server-rendered pages over the ml tables, with a little
 // JavaScript (ui/static/app.js) for run selection and chart read-outs. Every page is a GET
-// that changes nothing, so there is nothing for a cross-site request to forge. Pages do
+// that changes nothing; the state-changing API routes beside them refuse cross-origin
+// browser requests (see Server.routes). Pages do
 // their paging, sorting and downsampling here, so they stay small however many runs and
 // points there are.
 
@@ -545,8 +546,36 @@ func (u *scoreboard) artifacts(r *http.Request, runID string) ([]uiArtifact, err
 
 type uiCompareRow struct {
 	Key    string
-	Values []string
+	Values []string // as shown
+	raw    []any    // as logged, nil where a run lacks it
 	Same   bool
+}
+
+// metricFloat reads a metric value as runs/get gives it: a number, or "NaN", "Infinity",
+// "-Infinity".
+func metricFloat(v any) any {
+	switch x := v.(type) {
+	case float64:
+		return x
+	case string:
+		if f, err := strconv.ParseFloat(x, 64); err == nil {
+			return f
+		}
+	}
+	return v
+}
+
+// sameValue compares two raw values exactly (NaN is the same as NaN).
+func sameValue(a, b any) bool {
+	fa, ok1 := a.(float64)
+	fb, ok2 := b.(float64)
+	if ok1 && ok2 {
+		return fa == fb || math.IsNaN(fa) && math.IsNaN(fb)
+	}
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	return fmt.Sprint(a) == fmt.Sprint(b)
 }
 
 func (u *scoreboard) compare(r *http.Request) (string, any, error) {
@@ -567,7 +596,7 @@ func (u *scoreboard) compare(r *http.Request) (string, any, error) {
 	type cmpRun struct {
 		ID, Name, Color string
 		Swatch          template.HTML
-		params, metrics map[string]string
+		params, metrics map[string]any // raw values: strings, float64 (NaN and ±Inf too)
 		Status          string
 	}
 	runs := make([]cmpRun, len(ids))
@@ -583,34 +612,35 @@ func (u *scoreboard) compare(r *http.Request) (string, any, error) {
 			name = id[:min(8, len(id))]
 		}
 		c := cmpRun{ID: id, Name: name, Color: color(i), Swatch: swatch(color(i)), Status: cellText(info["status"]),
-			params: map[string]string{}, metrics: map[string]string{}}
+			params: map[string]any{}, metrics: map[string]any{}}
 		for _, x := range d["params"].([]any) {
 			m := x.(map[string]any)
-			c.params[fmt.Sprint(m["key"])] = cellText(m["value"])
+			c.params[fmt.Sprint(m["key"])] = fmt.Sprint(m["value"])
 			paramKeys[fmt.Sprint(m["key"])] = true
 		}
 		for _, x := range d["metrics"].([]any) {
 			m := x.(map[string]any)
-			c.metrics[fmt.Sprint(m["key"])] = cellText(m["value"])
+			c.metrics[fmt.Sprint(m["key"])] = metricFloat(m["value"])
 			metricKeys[fmt.Sprint(m["key"])] = true
 		}
 		runs[i] = c
 	}
-	table := func(keys map[string]bool, get func(cmpRun) map[string]string) []uiCompareRow {
+	table := func(keys map[string]bool, get func(cmpRun) map[string]any) []uiCompareRow {
 		var out []uiCompareRow
 		for _, k := range sortedKeys(keys) {
 			row := uiCompareRow{Key: k, Same: true}
 			for _, run := range runs {
 				v := get(run)[k]
-				row.Same = row.Same && v == get(runs[0])[k]
-				row.Values = append(row.Values, v)
+				row.Same = row.Same && sameValue(v, get(runs[0])[k])
+				row.raw = append(row.raw, v)
+				row.Values = append(row.Values, cellText(v))
 			}
 			out = append(out, row)
 		}
 		return out
 	}
-	params := table(paramKeys, func(c cmpRun) map[string]string { return c.params })
-	metrics := table(metricKeys, func(c cmpRun) map[string]string { return c.metrics })
+	params := table(paramKeys, func(c cmpRun) map[string]any { return c.params })
+	metrics := table(metricKeys, func(c cmpRun) map[string]any { return c.metrics })
 	hist, err := u.history(r, ids)
 	if err != nil {
 		return "", nil, err
@@ -641,12 +671,12 @@ func (u *scoreboard) compare(r *http.Request) (string, any, error) {
 	var axes []pcAxis
 	for _, row := range params {
 		if !row.Same && len(axes) < 8 {
-			axes = append(axes, newPCAxis(row.Key, row.Values))
+			axes = append(axes, newPCAxis(row.Key, row.raw))
 		}
 	}
 	for _, row := range metrics {
 		if len(axes) < 12 {
-			axes = append(axes, newPCAxis(row.Key, row.Values))
+			axes = append(axes, newPCAxis(row.Key, row.raw))
 		}
 	}
 	names, colors := make([]string, len(runs)), make([]string, len(runs))

@@ -69,6 +69,29 @@ func downsample(pts []point, limit int) []point {
 	return out
 }
 
+// widen pads [lo, hi] by share of its width on each side (a zero-width range by a share of
+// its magnitude, at least 1e-9), within the finite floats.
+func widen(lo, hi, share float64) (float64, float64) {
+	half := hi/2 - lo/2
+	pad := half * 2 * share
+	if half == 0 {
+		pad = math.Max(math.Abs(lo)*math.Max(share, 1e-6), 1e-9)
+		if share == 0 {
+			pad = math.Max(math.Abs(lo)*1e-6, 1)
+		}
+	}
+	clamp := func(v float64) float64 { return math.Max(-math.MaxFloat64, math.Min(math.MaxFloat64, v)) }
+	lo, hi = clamp(lo-pad), clamp(hi+pad)
+	if hi == lo { // ±MaxFloat64 alone
+		if lo > 0 {
+			lo /= 2
+		} else {
+			hi /= 2
+		}
+	}
+	return lo, hi
+}
+
 // niceTicks returns about n round tick values covering [lo, hi].
 func niceTicks(lo, hi float64, n int) []float64 {
 	if hi < lo {
@@ -77,7 +100,7 @@ func niceTicks(lo, hi float64, n int) []float64 {
 	if hi == lo {
 		return []float64{lo}
 	}
-	raw := (hi - lo) / float64(n)
+	raw := (hi/2 - lo/2) / float64(n) * 2
 	mag := math.Pow(10, math.Floor(math.Log10(raw)))
 	step := mag
 	for _, m := range []float64{1, 2, 2.5, 5, 10} {
@@ -87,7 +110,11 @@ func niceTicks(lo, hi float64, n int) []float64 {
 		}
 	}
 	var out []float64
-	for k := math.Ceil(lo / step); k*step <= hi+step*1e-9; k++ {
+	limit := hi + step*1e-9
+	if math.IsInf(limit, 0) {
+		limit = hi
+	}
+	for k := math.Ceil(lo / step); k*step <= limit; k++ {
 		v := k * step
 		if v == 0 {
 			v = 0 // not -0
@@ -150,18 +177,13 @@ func lineChart(title, xLabel string, ss []series) template.HTML {
 		b.WriteString(`</p></figure>`)
 		return template.HTML(b.String())
 	}
-	if x1 == x0 {
-		x0, x1 = x0-1, x1+1
-	}
-	if y1 == y0 {
-		pad := math.Max(math.Abs(y0)*0.05, 1e-9)
-		y0, y1 = y0-pad, y1+pad
-	} else {
-		pad := (y1 - y0) * 0.05
-		y0, y1 = y0-pad, y1+pad
-	}
-	px := func(x float64) float64 { return padL + (x-x0)/(x1-x0)*float64(chartW-padL-padR) }
-	py := func(y float64) float64 { return padT + (y1-y)/(y1-y0)*float64(chartH-padT-padB) }
+	// Ranges are padded and scaled through frac, which stays finite for values near
+	// ±MaxFloat64; a one-point range is widened relative to its size (a step of 2^53
+	// plus one is the same float).
+	x0, x1 = widen(x0, x1, 0)
+	y0, y1 = widen(y0, y1, 0.05)
+	px := func(x float64) float64 { return padL + frac(x, x0, x1)*float64(chartW-padL-padR) }
+	py := func(y float64) float64 { return padT + (1-frac(y, y0, y1))*float64(chartH-padT-padB) }
 	raw, _ := json.Marshal(data)
 	fmt.Fprintf(&b, `<figure class="chart"><figcaption>%s</figcaption>`, esc(title))
 	fmt.Fprintf(&b, `<svg class="plot" viewBox="0 0 %d %d" role="img" aria-label="%s" data-x0="%g" data-x1="%g" data-y0="%g" data-y1="%g" data-pl="%d" data-pr="%d" data-pt="%d" data-pb="%d" data-series="%s">`,
@@ -226,54 +248,75 @@ func lineChart(title, xLabel string, ss []series) template.HTML {
 // pcAxis is one axis of a parallel-coordinates plot: numeric (lo..hi) or categorical.
 type pcAxis struct {
 	name   string
-	values []string // one per line, "" when the run lacks it
-	nums   []float64
-	cats   []string // sorted categories, for a categorical axis
+	has    []bool    // the line crosses this axis
+	nums   []float64 // numeric axis: the values
+	labels []string  // categorical axis: the values as shown
+	cats   []string  // sorted categories
 	isNum  bool
 	lo, hi float64
 }
 
-func newPCAxis(name string, values []string) pcAxis {
-	a := pcAxis{name: name, values: values, isNum: true, lo: math.Inf(1), hi: math.Inf(-1)}
-	a.nums = make([]float64, len(values))
-	seen := map[string]bool{}
+// newPCAxis builds an axis from one raw value per line (nil where the run lacks it). The
+// axis is numeric when every value is a number or a numeric string; NaN and ±Inf then sit
+// off the axis (the line breaks there) rather than turning it into categories.
+func newPCAxis(name string, values []any) pcAxis {
+	a := pcAxis{name: name, isNum: true, lo: math.Inf(1), hi: math.Inf(-1),
+		has: make([]bool, len(values)), nums: make([]float64, len(values)), labels: make([]string, len(values))}
 	for i, v := range values {
-		if v == "" {
-			a.nums[i] = math.NaN()
+		if v == nil {
 			continue
 		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			a.isNum = false
-		} else {
-			a.nums[i] = f
+		a.labels[i] = cellText(v)
+		f, ok := v.(float64)
+		if !ok {
+			var err error
+			if f, err = strconv.ParseFloat(fmt.Sprint(v), 64); err != nil {
+				a.isNum = false
+			}
+		}
+		a.nums[i] = f
+	}
+	seen := map[string]bool{}
+	for i, v := range values {
+		if v == nil {
+			continue
+		}
+		if a.isNum {
+			f := a.nums[i]
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				continue
+			}
 			a.lo, a.hi = math.Min(a.lo, f), math.Max(a.hi, f)
+		} else if !seen[a.labels[i]] {
+			seen[a.labels[i]] = true
+			a.cats = append(a.cats, a.labels[i])
 		}
-		if !seen[v] {
-			seen[v] = true
-			a.cats = append(a.cats, v)
-		}
+		a.has[i] = true
 	}
 	sort.Strings(a.cats)
 	return a
 }
 
-// pos is where line i crosses the axis, 0 (bottom) to 1 (top), or false when missing.
+// pos is where line i crosses the axis, 0 (bottom) to 1 (top), or false when it does not.
 func (a pcAxis) pos(i int) (float64, bool) {
-	v := a.values[i]
-	if v == "" {
+	if !a.has[i] {
 		return 0, false
 	}
 	if a.isNum {
 		if a.hi == a.lo {
 			return 0.5, true
 		}
-		return (a.nums[i] - a.lo) / (a.hi - a.lo), true
+		return frac(a.nums[i], a.lo, a.hi), true
 	}
 	if len(a.cats) == 1 {
 		return 0.5, true
 	}
-	return float64(sort.SearchStrings(a.cats, v)) / float64(len(a.cats)-1), true
+	return float64(sort.SearchStrings(a.cats, a.labels[i])) / float64(len(a.cats)-1), true
+}
+
+// frac is (v-lo)/(hi-lo) without overflow for any finite values.
+func frac(v, lo, hi float64) float64 {
+	return (v/2 - lo/2) / (hi/2 - lo/2)
 }
 
 // parallelCoordinates draws one line per run across the axes.

@@ -57,8 +57,14 @@ func NewTieredCache(s Store, budget int64, disk *DiskCache) Store {
 // Disk returns the disk tier, or nil.
 func (c *Cached) Disk() *DiskCache { return c.disk }
 
-// immutable reports keys whose content never changes once written.
+// immutable reports keys whose content never changes once written: Delta data files and
+// commits. Folders whose names start with "_" (other than _delta_log) hold no table data
+// (Delta readers skip them); the daemon keeps state there that is rewritten, such as MLflow
+// artifacts, whatever the files are named.
 func immutable(key string) bool {
+	if first, _, _ := strings.Cut(key, "/"); strings.HasPrefix(first, "_") && first != "_delta_log" {
+		return false
+	}
 	if strings.HasSuffix(key, ".parquet") {
 		return true
 	}

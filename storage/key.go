@@ -7,7 +7,10 @@ import (
 
 // tempPrefix marks in-flight files of Local. List skips them, so a crash between writing
 // a temp file and renaming it never shows a half-written object to readers.
-const tempPrefix = ".tmp-"
+const tempPrefix = TempPrefix
+
+// TempPrefix starts the names of a store's temporary files; keys may not use it.
+const TempPrefix = ".tmp-"
 
 // checkKey rejects keys that could escape the store's root or that the store cannot
 // represent. Every Store implementation calls it so Mem and Local agree on what is valid.

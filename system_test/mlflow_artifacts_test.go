@@ -9,6 +9,10 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/lakehoused/lakehoused/internal/s3test"
+	"github.com/lakehoused/lakehoused/server"
+	"github.com/lakehoused/lakehoused/storage"
 )
 
 // mlflowClient calls the REST API the way MLflow's clients do, checking statuses.
@@ -155,7 +159,17 @@ func TestMLflowExperiments(t *testing.T) {
 func TestMLflowArtifacts(t *testing.T) {
 	t.Parallel()
 	t.Run("local", func(t *testing.T) { t.Parallel(); testArtifacts(t, startNode(t, "")) })
-	t.Run("s3", func(t *testing.T) { t.Parallel(); testArtifacts(t, startS3Node(t)) })
+	t.Run("s3", func(t *testing.T) {
+		t.Parallel()
+		// With the disk tier of the read cache on: artifacts are rewritten and deleted, and
+		// must never be served from it afterwards.
+		g := s3test.Start(t)
+		testArtifacts(t, startNodeWith(t, "", func(c *server.Config) {
+			c.Warehouse = "s3://" + g.Bucket + "/wh"
+			c.S3 = storage.S3Config{Endpoint: g.Endpoint, AccessKey: g.AccessKey, SecretKey: g.SecretKey, Region: "us-east-1"}
+			c.S3DiskCacheBytes = 64 << 20
+		}))
+	})
 }
 
 func testArtifacts(t *testing.T, n *node) {
@@ -251,5 +265,109 @@ func testArtifacts(t *testing.T, n *node) {
 	}
 	if e := c.do("GET", "artifacts/list?run_id=nope", nil, 404); e["error_code"] != "RESOURCE_DOES_NOT_EXIST" {
 		t.Fatalf("artifacts of a missing run: %v", e)
+	}
+
+	// Overwriting and deleting are seen at once (no cache serves the old bytes).
+	get := func(p string) (int, http.Header, string) {
+		t.Helper()
+		resp, err := http.Get(arts + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(b)
+	}
+	for _, v := range []string{"version-1", "version-2"} {
+		put(t, arts+root+"/table.parquet", []byte(v), 200)
+		if st, _, body := get(root + "/table.parquet"); st != 200 || body != v {
+			t.Fatalf("after writing %s: %d %q", v, st, body)
+		}
+	}
+	a.do("DELETE", "artifacts/"+root+"/table.parquet", nil, 200)
+	if st, _, _ := get(root + "/table.parquet"); st != 404 {
+		t.Fatalf("a deleted artifact is still served: %d", st)
+	}
+
+	// Files that a browser would run are downloads, in a sandbox; inert ones are shown.
+	for name, want := range map[string]string{"page.html": "application/octet-stream", "x.xml": "application/octet-stream",
+		"x.xhtml": "application/octet-stream", "pic.svg": "application/octet-stream", "plots/roc.png": "image/png"} {
+		if name != "plots/roc.png" {
+			put(t, arts+root+"/"+name, []byte(`<html><script>window.pwned=1</script></html>`), 200)
+		}
+		st, h, _ := get(root + "/" + name)
+		if st != 200 || h.Get("Content-Type") != want || !strings.Contains(h.Get("Content-Security-Policy"), "sandbox") ||
+			h.Get("X-Content-Type-Options") != "nosniff" || (want == "application/octet-stream") != strings.HasPrefix(h.Get("Content-Disposition"), "attachment") {
+			t.Fatalf("GET %s: %d %v", name, st, h)
+		}
+	}
+	// Ranges, as large downloads resume.
+	req, _ = http.NewRequest(http.MethodGet, arts+root+"/requirements.txt", nil)
+	req.Header.Set("Range", "bytes=0-3")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent || string(part) != "nump" {
+		t.Fatalf("range GET: %d %q", resp.StatusCode, part)
+	}
+
+	// Paths that collide with folders or files, or use reserved names: 4xx, never the
+	// server's own paths in the message.
+	if e := a.do("GET", "artifacts/"+root+"/plots", nil, 404); e["error_code"] != "RESOURCE_DOES_NOT_EXIST" {
+		t.Fatalf("GET of a folder: %v", e)
+	}
+	for _, bad := range []string{root + "/requirements.txt/below", root + "/.tmp-x"} {
+		req, _ := http.NewRequest(http.MethodPut, arts+bad, strings.NewReader("x"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || strings.Contains(string(body), n.dir) {
+			t.Fatalf("PUT %s: %d %s", bad, resp.StatusCode, body)
+		}
+	}
+}
+
+// TestMLflowRefusesCrossSiteWrites: a browser page of another site cannot change anything
+// through the API (CSRF); MLflow's clients, which send no Origin, and same-origin pages can.
+func TestMLflowRefusesCrossSiteWrites(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, "")
+	base := "http://" + n.srv.HTTPAddr()
+	post := func(headers map[string]string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, base+"/api/2.0/mlflow/experiments/create", strings.NewReader(`{"name": "x`+fmt.Sprint(len(headers))+`"}`))
+		req.Header.Set("Content-Type", "text/plain")
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, h := range []map[string]string{{"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}} {
+		if st, body := post(h); st != 403 || !strings.Contains(body, "PERMISSION_DENIED") {
+			t.Fatalf("cross-site POST with %v: %d %s", h, st, body)
+		}
+	}
+	if st, body := post(map[string]string{"Origin": base, "Sec-Fetch-Site": "same-origin", "X": "1"}); st != 200 {
+		t.Fatalf("same-origin POST: %d %s", st, body)
+	}
+	if st, body := post(nil); st != 200 {
+		t.Fatalf("POST from a client without Origin: %d %s", st, body)
+	}
+	// GET lists repeat their parameter.
+	c := mlflowClient{t, base + "/api/2.0/mlflow/"}
+	out := c.do("GET", "experiments/search?order_by=name+DESC&max_results=2", nil, 200)
+	if list := out["experiments"].([]any); len(list) != 2 || list[0].(map[string]any)["name"] != "x3" {
+		t.Fatalf("GET experiments/search ordered by name DESC: %v", out)
 	}
 }

@@ -107,7 +107,7 @@ func TestMLflowRESTSession(t *testing.T) {
 	}
 	do("POST", "registered-models/alias", map[string]any{"name": "churn", "alias": "champion", "version": "1"}, 200)
 	do("POST", "registered-models/alias", map[string]any{"name": "churn", "alias": "champion", "version": "2"}, 200)
-	if mv := do("GET", "registered-models/alias?name=churn&alias=champion", nil, 200)["model_version"].(map[string]any); mv["version"] != "2" {
+	if mv := do("GET", "registered-models/alias?name=churn&alias=champion", nil, 200)["model_version"].(map[string]any); mv["version"] != "2" || fmt.Sprint(mv["aliases"]) != "[champion]" {
 		t.Fatalf("alias: %v", mv)
 	}
 	got2 := do("GET", "registered-models/get?name=churn", nil, 200)["registered_model"].(map[string]any)
