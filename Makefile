@@ -37,7 +37,7 @@ tools:
 test: tools
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 20m $(PKGS)
-	$(GO) test -race -count=1 -timeout 10m ./txlog/ ./storage/ ./compaction/ ./connector/
+	$(GO) test -race -count=1 -timeout 10m ./txlog/ ./storage/ ./compaction/ ./connector/ ./cluster/
 	LAKEHOUSED_SOAK=10s $(GO) test -race -count=1 -timeout 10m -parallel 1 -run '$(RACE_TESTS)' ./system_test/
 	cd compat && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m ./...
 

@@ -1,0 +1,253 @@
+package cluster
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+)
+
+// The replicated state: for each table, the last ratified version, the content hashes of
+// recent versions (so a retried commit is recognised as the same one) and the commits
+// ratified but not yet published as _delta_log/<v>.json. Commands are JSON; Apply is
+// deterministic and does no I/O.
+
+// Commit is one table version to ratify.
+type Commit struct {
+	Table   string `json:"table"`   // the table's URL
+	Version int64  `json:"version"` // the version this commit becomes
+	Hash    string `json:"hash"`    // sha256 of Data, hex
+	Data    []byte `json:"data"`    // the commit file's bytes
+	// Base is the latest version the proposer found published, used only when the cluster
+	// has not seen the table before (its history predates the cluster, or it is new: -1).
+	Base int64 `json:"base"`
+}
+
+type command struct {
+	// ratify: take Commits. published: Versions are written, drop their bytes. void:
+	// Versions were taken in storage by writers outside the cluster before they could be
+	// published; they are no longer ours. forget: Tables were dropped.
+	Op       string    `json:"op"`
+	Commits  []Commit  `json:"commits,omitempty"`
+	Versions []Version `json:"versions,omitempty"`
+	Tables   []string  `json:"tables,omitempty"`
+}
+
+// Version names one table version.
+type Version struct {
+	Table   string `json:"table"`
+	Version int64  `json:"version"`
+}
+
+// recentHashes is how many versions per table keep their hash for recognising retries.
+const recentHashes = 1024
+
+type tableState struct {
+	Latest  int64            `json:"latest"`
+	Hashes  map[int64]string `json:"hashes"`  // recent versions
+	Pending map[int64][]byte `json:"pending"` // ratified, not yet published
+}
+
+// ratifyResult is what Apply returns for a ratify command.
+type ratifyResult struct {
+	// Conflict names a commit whose version another commit already took.
+	Conflict *Version
+	// Err is a commit that cannot be ratified (a gap in the versions).
+	Err error
+}
+
+type fsm struct {
+	mu      sync.RWMutex
+	tables  map[string]*tableState
+	applied atomic.Uint64 // index of the last log entry applied
+}
+
+func newFSM() *fsm { return &fsm{tables: map[string]*tableState{}} }
+
+func (f *fsm) Apply(l *raft.Log) any {
+	defer f.applied.Store(l.Index)
+	var c command
+	if err := json.Unmarshal(l.Data, &c); err != nil {
+		return &ratifyResult{Err: fmt.Errorf("cluster: undecodable log entry %d: %v", l.Index, err)}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch c.Op {
+	case "ratify":
+		return f.ratify(c.Commits)
+	case "published":
+		for _, v := range c.Versions {
+			if st := f.tables[v.Table]; st != nil {
+				for pv := range st.Pending {
+					if pv <= v.Version {
+						delete(st.Pending, pv)
+					}
+				}
+			}
+		}
+		return nil
+	case "void":
+		// The version is someone else's commit now: what we ratified at it and after it
+		// (nothing after it can have been ratified, publication being in order) is dropped;
+		// the table's latest stays at the void version, which storage holds.
+		for _, v := range c.Versions {
+			if st := f.tables[v.Table]; st != nil {
+				for pv := range st.Pending {
+					if pv >= v.Version {
+						delete(st.Pending, pv)
+						delete(st.Hashes, pv)
+					}
+				}
+			}
+		}
+		return nil
+	case "forget":
+		for _, t := range c.Tables {
+			delete(f.tables, t)
+		}
+		return nil
+	}
+	return &ratifyResult{Err: fmt.Errorf("cluster: unknown command %q in log entry %d", c.Op, l.Index)}
+}
+
+// ratify takes all the commits or none: each must be the version after the table's
+// latest, or a version already ratified with the same content (a retry).
+func (f *fsm) ratify(commits []Commit) *ratifyResult {
+	next := map[string]int64{}
+	for _, c := range commits {
+		st := f.tables[c.Table]
+		latest := c.Base
+		if st != nil {
+			latest = st.Latest
+			// Versions published by writers outside the cluster, which the proposer saw in
+			// storage: the table has moved on without us (only when nothing of ours waits).
+			if c.Base > latest && len(st.Pending) == 0 {
+				latest = c.Base
+			}
+		}
+		if n, ok := next[c.Table]; ok {
+			latest = n
+		}
+		switch {
+		case c.Version <= latest:
+			if st != nil && st.Hashes[c.Version] == c.Hash {
+				continue // ratified already: the same commit again
+			}
+			return &ratifyResult{Conflict: &Version{c.Table, c.Version}}
+		case c.Version != latest+1:
+			return &ratifyResult{Err: fmt.Errorf("%w: %s version %d cannot be ratified before version %d", ErrGap, c.Table, c.Version, latest+1)}
+		}
+		next[c.Table] = c.Version
+	}
+	for _, c := range commits {
+		st := f.tables[c.Table]
+		if st == nil {
+			st = &tableState{Latest: c.Base, Hashes: map[int64]string{}, Pending: map[int64][]byte{}}
+			f.tables[c.Table] = st
+		}
+		if c.Version <= st.Latest && st.Hashes[c.Version] == c.Hash {
+			continue
+		}
+		st.Latest = c.Version
+		st.Hashes[c.Version] = c.Hash
+		st.Pending[c.Version] = c.Data
+		delete(st.Hashes, c.Version-recentHashes)
+	}
+	return &ratifyResult{}
+}
+
+// known returns the table's latest ratified version, or false when the cluster has not
+// seen it.
+func (f *fsm) known(table string) (int64, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	st := f.tables[table]
+	if st == nil {
+		return 0, false
+	}
+	return st.Latest, true
+}
+
+// hash is the content hash of a ratified version still remembered, or "".
+func (f *fsm) hash(table string, v int64) string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if st := f.tables[table]; st != nil {
+		return st.Hashes[v]
+	}
+	return ""
+}
+
+// pending returns the ratified, unpublished commits in table and version order.
+func (f *fsm) pending() []Commit {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out []Commit
+	for t, st := range f.tables {
+		for v, d := range st.Pending {
+			out = append(out, Commit{Table: t, Version: v, Data: d, Hash: st.Hashes[v]})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Table != out[j].Table {
+			return out[i].Table < out[j].Table
+		}
+		return out[i].Version < out[j].Version
+	})
+	return out
+}
+
+// digest is a canonical rendering of the state, for comparing nodes in tests.
+func (f *fsm) digest() string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	b, _ := json.Marshal(f.tables) // map keys are sorted
+	return string(b)
+}
+
+// Snapshot captures the state; Persist writes it while Apply goes on.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	b, err := json.Marshal(f.tables)
+	if err != nil {
+		return nil, err
+	}
+	return snapshot(b), nil
+}
+
+func (f *fsm) Restore(r io.ReadCloser) error {
+	defer r.Close()
+	tables := map[string]*tableState{}
+	if err := json.NewDecoder(r).Decode(&tables); err != nil {
+		return fmt.Errorf("cluster: restoring a snapshot: %w", err)
+	}
+	for _, st := range tables {
+		if st.Hashes == nil {
+			st.Hashes = map[int64]string{}
+		}
+		if st.Pending == nil {
+			st.Pending = map[int64][]byte{}
+		}
+	}
+	f.mu.Lock()
+	f.tables = tables
+	f.mu.Unlock()
+	return nil
+}
+
+type snapshot []byte
+
+func (s snapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s snapshot) Release() {}
