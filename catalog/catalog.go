@@ -71,15 +71,38 @@ type database struct {
 type Catalog struct {
 	warehouse storage.Store
 	openURL   func(string) (storage.Store, error)
+	opts      options
 
 	mu  sync.RWMutex
 	dbs map[string]*database // by lower-cased name
 }
 
+// Option adjusts a catalog.
+type Option func(*options)
+
+type options struct {
+	wrap    func(storage.Store) storage.Store
+	dropped func(ctx context.Context, url string) error
+}
+
+// WrapTableStores has every table's store wrapped (the cluster ratifies commits through it).
+func WrapTableStores(wrap func(storage.Store) storage.Store) Option {
+	return func(o *options) { o.wrap = wrap }
+}
+
+// OnDropped is told the URL of each managed table whose files a DROP deleted, so that a
+// new table may use the folder again.
+func OnDropped(fn func(ctx context.Context, url string) error) Option {
+	return func(o *options) { o.dropped = fn }
+}
+
 // Open loads the catalog of the warehouse. openURL opens the stores of attached tables
 // (storage.Open in production).
-func Open(ctx context.Context, warehouse storage.Store, openURL func(string) (storage.Store, error)) (*Catalog, error) {
+func Open(ctx context.Context, warehouse storage.Store, openURL func(string) (storage.Store, error), opts ...Option) (*Catalog, error) {
 	c := &Catalog{warehouse: warehouse, openURL: openURL, dbs: map[string]*database{}}
+	for _, o := range opts {
+		o(&c.opts)
+	}
 	objs, err := warehouse.List(ctx, dbPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: list databases: %w", err)
@@ -134,6 +157,9 @@ func (c *Catalog) openTable(e TableEntry) (*Table, error) {
 		st = s
 	} else {
 		st = storage.Sub(c.warehouse, e.Location)
+	}
+	if c.opts.wrap != nil {
+		st = c.opts.wrap(st)
 	}
 	return &Table{Entry: e, Store: st, Log: txlog.NewLog(st)}, nil
 }
@@ -394,6 +420,11 @@ func (c *Catalog) dropTableLocked(ctx context.Context, d *database, t *Table) er
 	for _, o := range objs {
 		if err := t.Store.Delete(ctx, o.Key); err != nil {
 			return fmt.Errorf("catalog: delete %s of dropped table %s.%s: %w", o.Key, t.Entry.Database, t.Entry.Name, err)
+		}
+	}
+	if c.opts.dropped != nil {
+		if err := c.opts.dropped(ctx, t.Store.URL()); err != nil {
+			return fmt.Errorf("catalog: dropped table %s.%s: %w", t.Entry.Database, t.Entry.Name, err)
 		}
 	}
 	return nil

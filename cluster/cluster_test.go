@@ -23,6 +23,7 @@ type testCluster struct {
 	t      *testing.T
 	shared storage.Store // the table's folder, as every node sees it
 	others sync.Map      // other tables' stores by URL (in memory)
+	full   atomic.Bool   // publishing fails, as on a full disk
 	nodes  []*Node
 	trans  []*raft.InmemTransport
 	dirs   []string
@@ -79,6 +80,9 @@ func (c *testCluster) open(i int, bootstrap bool) *Node {
 		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond, SnapshotThreshold: 64,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Publish: PublishTo(func(_ context.Context, url string) (storage.Store, error) {
+			if c.full.Load() {
+				return nil, errors.New("no space left on device")
+			}
 			if url == c.shared.URL() {
 				return c.shared, nil
 			}
@@ -427,4 +431,31 @@ func TestForgetLetsAFolderBeReused(t *testing.T) {
 	}
 	c.waitSame()
 	create(t, c.nodes[1], c.shared)
+}
+
+// TestUnpublishedCommitIsUndone: a commit that cannot be written out fails and leaves no
+// trace; once storage works again the version goes to the next commit.
+func TestUnpublishedCommitIsUndone(t *testing.T) {
+	c := newCluster(t, 3)
+	ctx := context.Background()
+	create(t, c.nodes[0], c.shared)
+	com := txlog.NewStorageCommitter()
+	log := txlog.NewLog(c.nodes[1].Wrap(c.shared))
+	c.full.Store(true)
+	if _, err := com.Commit(ctx, log, 0, []txlog.Action{add("lost.parquet")}); err == nil {
+		t.Fatal("a commit that could not be published succeeded")
+	}
+	c.full.Store(false)
+	if v, _ := c.nodes[1].Known(c.shared.URL()); v != 0 {
+		t.Fatalf("the failed commit is still ratified (latest %d)", v)
+	}
+	var acked sync.Map
+	if _, err := com.Commit(ctx, log, 0, []txlog.Action{add("kept.parquet")}); err != nil {
+		t.Fatal(err)
+	}
+	acked.Store("kept.parquet", true)
+	if n := c.check(&acked); n != 1 {
+		t.Fatalf("%d files, want 1", n)
+	}
+	c.waitSame()
 }

@@ -28,9 +28,11 @@ type Commit struct {
 }
 
 type command struct {
-	// ratify: take Commits. published: Versions are written, drop their bytes. void:
+	// ratify: take Commits (after marking Versions published). published: Versions are
+	// written, drop their bytes. void:
 	// Versions were taken in storage by writers outside the cluster before they could be
-	// published; they are no longer ours. forget: Tables were dropped.
+	// published; they are no longer ours. unratify: Commits could not be published and
+	// their statements fail. forget: Tables were dropped.
 	Op       string    `json:"op"`
 	Commits  []Commit  `json:"commits,omitempty"`
 	Versions []Version `json:"versions,omitempty"`
@@ -78,17 +80,10 @@ func (f *fsm) Apply(l *raft.Log) any {
 	defer f.mu.Unlock()
 	switch c.Op {
 	case "ratify":
+		f.published(c.Versions) // what the leader published since its last command
 		return f.ratify(c.Commits)
 	case "published":
-		for _, v := range c.Versions {
-			if st := f.tables[v.Table]; st != nil {
-				for pv := range st.Pending {
-					if pv <= v.Version {
-						delete(st.Pending, pv)
-					}
-				}
-			}
-		}
+		f.published(c.Versions)
 		return nil
 	case "void":
 		// The version is someone else's commit now: what we ratified at it and after it
@@ -105,6 +100,23 @@ func (f *fsm) Apply(l *raft.Log) any {
 			}
 		}
 		return nil
+	case "unratify":
+		// Commits that could not be published, undone so that their statement fails
+		// without a trace: only the table's latest version, only if still unpublished.
+		for i := len(c.Commits) - 1; i >= 0; i-- {
+			cm := c.Commits[i]
+			st := f.tables[cm.Table]
+			if st == nil || st.Latest != cm.Version || st.Hashes[cm.Version] != cm.Hash {
+				continue
+			}
+			if _, ok := st.Pending[cm.Version]; !ok {
+				continue
+			}
+			delete(st.Pending, cm.Version)
+			delete(st.Hashes, cm.Version)
+			st.Latest--
+		}
+		return nil
 	case "forget":
 		for _, t := range c.Tables {
 			delete(f.tables, t)
@@ -112,6 +124,19 @@ func (f *fsm) Apply(l *raft.Log) any {
 		return nil
 	}
 	return &ratifyResult{Err: fmt.Errorf("cluster: unknown command %q in log entry %d", c.Op, l.Index)}
+}
+
+// published drops the bytes of versions written to storage.
+func (f *fsm) published(vs []Version) {
+	for _, v := range vs {
+		if st := f.tables[v.Table]; st != nil {
+			for pv := range st.Pending {
+				if pv <= v.Version {
+					delete(st.Pending, pv)
+				}
+			}
+		}
+	}
 }
 
 // ratify takes all the commits or none: each must be the version after the table's
@@ -180,6 +205,18 @@ func (f *fsm) hash(table string, v int64) string {
 		return st.Hashes[v]
 	}
 	return ""
+}
+
+// isPending reports whether a commit is ratified and not yet published.
+func (f *fsm) isPending(c Commit) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	st := f.tables[c.Table]
+	if st == nil || st.Hashes[c.Version] != c.Hash {
+		return false
+	}
+	_, ok := st.Pending[c.Version]
+	return ok
 }
 
 // pending returns the ratified, unpublished commits in table and version order.

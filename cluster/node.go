@@ -79,8 +79,11 @@ type Node struct {
 	log   *slog.Logger
 
 	publishMu sync.Mutex // publishing runs one commit at a time, in version order
-	stop      chan struct{}
-	done      sync.WaitGroup
+	// unrecorded are versions this leader published that the state still holds as
+	// pending; the next ratify command carries them, which saves a log entry per commit.
+	unrecorded map[Version]bool
+	stop       chan struct{}
+	done       sync.WaitGroup
 }
 
 // Open starts the node: it recovers its state from Dir and, with Bootstrap and no state,
@@ -135,7 +138,7 @@ func Open(cfg Config) (*Node, error) {
 		bolt.Close()
 		return nil, fmt.Errorf("cluster: starting Raft: %w", err)
 	}
-	n := &Node{cfg: cfg, raft: r, fsm: f, trans: trans, bolt: bolt, log: log, stop: make(chan struct{})}
+	n := &Node{cfg: cfg, raft: r, fsm: f, trans: trans, bolt: bolt, log: log, stop: make(chan struct{}), unrecorded: map[Version]bool{}}
 	if cfg.Bootstrap {
 		has, err := raft.HasExistingState(bolt, bolt, snaps)
 		if err != nil {
@@ -308,9 +311,24 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) error {
 	if err := n.publishPending(ctx); err != nil {
 		return err
 	}
+	var carried []Version
+	if c.Op == "ratify" && len(n.unrecorded) > 0 {
+		for v := range n.unrecorded {
+			carried = append(carried, v)
+		}
+		c.Versions = carried
+		b, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		cmd = b
+	}
 	fut := n.raft.Apply(cmd, 10*time.Second)
 	if err := fut.Error(); err != nil {
 		return err
+	}
+	for _, v := range carried {
+		delete(n.unrecorded, v)
 	}
 	if res, ok := fut.Response().(*ratifyResult); ok && res != nil {
 		if res.Conflict != nil {
@@ -324,6 +342,23 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) error {
 		return nil
 	}
 	if err := n.publishPending(ctx); err != nil {
+		// This command's commits that did not reach storage are undone, so the statement
+		// fails without a trace (commits of other tables it published stay).
+		var undo []Commit
+		for _, cm := range c.Commits {
+			if n.fsm.isPending(cm) {
+				undo = append(undo, cm)
+			}
+		}
+		if len(undo) > 0 {
+			b, merr := json.Marshal(command{Op: "unratify", Commits: undo})
+			if merr == nil {
+				merr = n.raft.Apply(b, 10*time.Second).Error()
+			}
+			if merr != nil {
+				n.log.Error("cluster: undoing commits that could not be published; they will be published later", "err", merr)
+			}
+		}
 		return err
 	}
 	// A commit whose version a writer outside the cluster took was voided while
@@ -347,7 +382,7 @@ func (n *Node) publishPending(ctx context.Context) error {
 	var done, void []Version
 	skip := map[string]bool{}
 	for _, c := range pend {
-		if skip[c.Table] {
+		if skip[c.Table] || n.unrecorded[Version{c.Table, c.Version}] {
 			continue
 		}
 		err := n.cfg.Publish(ctx, c)
@@ -360,6 +395,18 @@ func (n *Node) publishPending(ctx context.Context) error {
 		default:
 			return fmt.Errorf("cluster: publishing %s version %d: %w", c.Table, c.Version, err)
 		}
+	}
+	for _, v := range done {
+		n.unrecorded[v] = true
+	}
+	if len(n.unrecorded) < 256 {
+		done = nil // carried by the next ratify command instead
+	} else {
+		done = done[:0]
+		for v := range n.unrecorded {
+			done = append(done, v)
+		}
+		clear(n.unrecorded)
 	}
 	for _, cmd := range []command{{Op: "published", Versions: done}, {Op: "void", Versions: void}} {
 		if len(cmd.Versions) == 0 {
@@ -400,6 +447,7 @@ func (n *Node) watchLeadership() {
 				continue
 			}
 			n.publishMu.Lock()
+			clear(n.unrecorded) // from an earlier term: publishing again finds them written
 			err := n.publishPending(context.Background())
 			n.publishMu.Unlock()
 			if err != nil {

@@ -48,6 +48,16 @@ type Config struct {
 	// CopySpillRows: an autocommit copy into a keyless table writes its staged rows out as
 	// data files every this many rows. Default 2Mi; tests make it small.
 	CopySpillRows int
+	// NodeID names this node in its cluster; it must not change across restarts. Default
+	// "node1".
+	NodeID string
+	// RaftAddr is where the node's Raft coordinator listens ("127.0.0.1:0" picks a free
+	// port). With it, every table commit is ratified by the coordinator (a single node is
+	// a cluster of one). Default "" (off): commits go straight to storage. The cluster
+	// issue makes it the default once its commit latency is back within target.
+	RaftAddr string
+	// RaftTimeout is Raft's heartbeat and election timeout. Default 1s; tests shorten it.
+	RaftTimeout time.Duration
 	// MySQLAddr is the MySQL protocol listen address. Default "127.0.0.1:3307".
 	MySQLAddr string
 	// HTTPAddr serves /healthz. Default "127.0.0.1:8307"; "off" disables it.
@@ -72,6 +82,12 @@ func (c *Config) defaults() {
 	if c.MySQLAddr == "" {
 		c.MySQLAddr = "127.0.0.1:3307"
 	}
+	if c.NodeID == "" {
+		c.NodeID = "node1"
+	}
+	if c.RaftTimeout == 0 {
+		c.RaftTimeout = time.Second
+	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = "127.0.0.1:8307"
 	}
@@ -95,6 +111,7 @@ type Server struct {
 	engine    *lakesql.Engine
 	committer *txlog.StorageCommitter
 	auto      *compaction.Auto
+	node      *raftNode
 	warehouse storage.Store
 	mysql     *lakesql.Listener
 	http      *http.Server
@@ -136,8 +153,18 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.WrapStore != nil {
 		store = cfg.WrapStore(store)
 	}
-	cat, err := catalog.Open(ctx, store, opener.Open)
+	var node *raftNode
+	var catOpts []catalog.Option
+	if cfg.RaftAddr != "" && cfg.RaftAddr != "off" {
+		node, err = startNode(ctx, cfg, opener)
+		if err != nil {
+			return nil, err
+		}
+		catOpts = append(catOpts, catalog.WrapTableStores(node.wrap), catalog.OnDropped(node.dropped))
+	}
+	cat, err := catalog.Open(ctx, store, opener.Open, catOpts...)
 	if err != nil {
+		node.Shutdown()
 		return nil, fmt.Errorf("server: open catalog: %w", err)
 	}
 	txlog.Version = cfg.Version
@@ -151,25 +178,29 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	engine, err := lakesql.NewEngine(lakesql.Config{Catalog: cat, Committer: auto, OpenURL: opener.Open, Logger: log,
 		Resolver: resolver, DataDir: cfg.DataDir, CopySpillRows: cfg.CopySpillRows, Version: cfg.Version, Jobs: jobs})
 	if err != nil {
+		node.Shutdown()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.MySQLAddr)
 	if err != nil {
 		_ = engine.Close()
+		node.Shutdown()
 		return nil, fmt.Errorf("server: MySQL listener on %s: %w (is another lakehoused running? use --mysql-addr)", cfg.MySQLAddr, err)
 	}
 	my, err := engine.Listen(ln)
 	if err != nil {
 		ln.Close()
 		_ = engine.Close()
+		node.Shutdown()
 		return nil, fmt.Errorf("server: MySQL listener: %w", err)
 	}
-	s := &Server{cfg: cfg, engine: engine, committer: committer, auto: auto, mysql: my, warehouse: store, done: make(chan error, 2)}
+	s := &Server{cfg: cfg, engine: engine, committer: committer, auto: auto, mysql: my, warehouse: store, node: node, done: make(chan error, 2)}
 	if cfg.HTTPAddr != "off" {
 		hl, err := net.Listen("tcp", cfg.HTTPAddr)
 		if err != nil {
 			my.Shutdown(0)
 			_ = engine.Close()
+			node.Shutdown()
 			return nil, fmt.Errorf("server: HTTP listener on %s: %w (use --http-addr)", cfg.HTTPAddr, err)
 		}
 		s.httpLn = hl
@@ -317,5 +348,6 @@ func (s *Server) Shutdown() {
 	s.auto.Close() // a compaction cut short deletes the files it wrote
 	s.committer.Wait()
 	_ = s.engine.Close()
+	s.node.Shutdown()
 	s.cfg.Logger.Info("lakehoused stopped")
 }

@@ -93,10 +93,16 @@ func (f faultStore) PutIfAbsent(ctx context.Context, key string, data []byte) er
 // table stays readable and the connection runs the next statement.
 func TestDiskFullFailsTheStatementCleanly(t *testing.T) {
 	t.Parallel()
+	t.Run("storage", func(t *testing.T) { t.Parallel(); testDiskFull(t, "") })
+	// Through the Raft coordinator: a ratified commit that cannot be published is undone.
+	t.Run("raft", func(t *testing.T) { t.Parallel(); testDiskFull(t, "127.0.0.1:0") })
+}
+
+func testDiskFull(t *testing.T, raftAddr string) {
 	var full atomic.Bool
 	dir := t.TempDir()
 	srv, err := server.Start(context.Background(), server.Config{
-		DataDir: dir, MySQLAddr: "127.0.0.1:0", HTTPAddr: "off", Version: "test",
+		DataDir: dir, MySQLAddr: "127.0.0.1:0", HTTPAddr: "off", Version: "test", RaftAddr: raftAddr, RaftTimeout: 100 * time.Millisecond,
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		WrapStore: func(s storage.Store) storage.Store { return faultStore{s, &full} },
 	})

@@ -43,6 +43,14 @@ func startS3Node(t *testing.T) *node {
 	})
 }
 
+// startRaftNode starts a node whose commits are ratified by its Raft coordinator.
+func startRaftNode(t *testing.T) *node {
+	t.Helper()
+	return startNodeWith(t, "", func(c *server.Config) {
+		c.RaftAddr, c.RaftTimeout = "127.0.0.1:0", 100*time.Millisecond
+	})
+}
+
 // warehouse is the URL the node's tables live under.
 func (n *node) warehouse() string {
 	if n.wh != "" {

@@ -59,6 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 type serveOptions struct {
 	dataDir, warehouse, mysqlAddr, httpAddr, logLevel string
+	nodeID, raftAddr                                  string
 	s3Endpoint, s3Region                              string
 	s3VirtualHost, allowPrivateHTTP                   bool
 	importDirs                                        stringList
@@ -92,6 +93,9 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
 		"host:port of the MySQL protocol listener")
 	str(&o.httpAddr, "http-addr", "LAKEHOUSED_HTTP_ADDR", "127.0.0.1:8307",
 		"host:port of the HTTP endpoint (/healthz); 'off' disables it")
+	str(&o.nodeID, "node-id", "LAKEHOUSED_NODE_ID", "node1", "this node's name in its cluster; keep it across restarts")
+	str(&o.raftAddr, "raft-addr", "LAKEHOUSED_RAFT_ADDR", "off",
+		"host:port of the Raft coordinator that ratifies every commit (a single node is a cluster of one); 'off' commits straight to storage (experimental until the cluster work lands)")
 	str(&o.logLevel, "log-level", "LAKEHOUSED_LOG_LEVEL", "info", "debug, info, warn or error")
 	fs.DurationVar(&o.grace, "shutdown-grace", 10*time.Second,
 		"on SIGINT/SIGTERM, how long to wait for clients before closing their connections")
@@ -136,6 +140,7 @@ func serve(args []string, stderr io.Writer) int {
 	defer stop()
 	srv, err := server.Start(ctx, server.Config{
 		DataDir: o.dataDir, Warehouse: o.warehouse, MySQLAddr: o.mysqlAddr, HTTPAddr: o.httpAddr,
+		NodeID: o.nodeID, RaftAddr: o.raftAddr,
 		S3:           storage.S3Config{Endpoint: o.s3Endpoint, Region: o.s3Region, VirtualHost: o.s3VirtualHost},
 		S3CacheBytes: cacheBytes(o.s3CacheMB),
 		ImportDirs:   o.importDirs, AllowPrivateHTTP: o.allowPrivateHTTP,
