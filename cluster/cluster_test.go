@@ -446,6 +446,7 @@ func TestUnpublishedCommitIsUndone(t *testing.T) {
 		t.Fatal("a commit that could not be published succeeded")
 	}
 	c.full.Store(false)
+	c.waitSame() // the undo reaches the followers
 	if v, _ := c.nodes[1].Known(c.shared.URL()); v != 0 {
 		t.Fatalf("the failed commit is still ratified (latest %d)", v)
 	}
