@@ -68,7 +68,6 @@ func BenchmarkML(b *testing.B) {
 		// 10,000 runs with 10 metric points each, loaded as rows (the procedures would take
 		// minutes), then the scoreboard's query.
 		runs := 10_000
-		dir := benchDir(b)
 		imp := filepath.Join(n.dataDir, "import")
 		os.MkdirAll(imp, 0o755)
 		var rb, mb strings.Builder
@@ -79,7 +78,6 @@ func BenchmarkML(b *testing.B) {
 				fmt.Fprintf(&mb, "%s,acc,%f,%d,%d\n", id, float64((r*7+s)%1000)/1000, 1700000000000+s, s)
 			}
 		}
-		_ = dir
 		os.WriteFile(filepath.Join(imp, "runs.csv"), []byte(rb.String()), 0o644)
 		os.WriteFile(filepath.Join(imp, "metrics.csv"), []byte(mb.String()), 0o644)
 		mustExec(b, db, "INSERT INTO ml.runs SELECT * FROM read_csv('file://"+imp+"/runs.csv', 'header=false, columns=a VARCHAR(32),b VARCHAR(32),c VARCHAR(250),d VARCHAR(9),e BIGINT,f BIGINT,g VARCHAR(256),h TEXT,i TEXT,j VARCHAR(20),k VARCHAR(32)')")

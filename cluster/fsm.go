@@ -6,7 +6,6 @@ import (
 	"io"
 	"sort"
 	"sync"
-	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 )
@@ -63,15 +62,13 @@ type ratifyResult struct {
 }
 
 type fsm struct {
-	mu      sync.RWMutex
-	tables  map[string]*tableState
-	applied atomic.Uint64 // index of the last log entry applied
+	mu     sync.RWMutex
+	tables map[string]*tableState
 }
 
 func newFSM() *fsm { return &fsm{tables: map[string]*tableState{}} }
 
 func (f *fsm) Apply(l *raft.Log) any {
-	defer f.applied.Store(l.Index)
 	var c command
 	if err := json.Unmarshal(l.Data, &c); err != nil {
 		return &ratifyResult{Err: fmt.Errorf("cluster: undecodable log entry %d: %v", l.Index, err)}

@@ -208,23 +208,15 @@ func (n *Node) AddVoter(id, addr string) error {
 	return n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 10*time.Second).Error()
 }
 
-// RemoveServer removes a node (on the leader).
-func (n *Node) RemoveServer(id string) error {
-	return n.raft.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error()
-}
-
 // Known returns the latest version the cluster ratified for table, or false when it has
 // not seen the table.
 func (n *Node) Known(table string) (int64, bool) { return n.fsm.known(table) }
 
-// AppliedIndex is the index of the last log entry this node's state machine applied.
-func (n *Node) AppliedIndex() uint64 { return n.fsm.applied.Load() }
-
 // Digest renders the replicated state, for checking that nodes agree.
 func (n *Node) Digest() string { return n.fsm.digest() }
 
-// HashOf is the content hash a Commit carries.
-func HashOf(data []byte) string {
+// hashOf is the content hash a Commit carries.
+func hashOf(data []byte) string {
 	h := sha256.Sum256(data)
 	return hex.EncodeToString(h[:])
 }
@@ -237,7 +229,7 @@ func HashOf(data []byte) string {
 func (n *Node) Ratify(ctx context.Context, commits []Commit) error {
 	for i := range commits {
 		if commits[i].Hash == "" {
-			commits[i].Hash = HashOf(commits[i].Data)
+			commits[i].Hash = hashOf(commits[i].Data)
 		}
 	}
 	b, err := json.Marshal(command{Op: "ratify", Commits: commits})

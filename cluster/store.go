@@ -5,10 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/lakehoused/lakehoused/storage"
+	"github.com/lakehoused/lakehoused/txlog"
 )
 
 // Tables take part in the cluster through their store: Wrap returns a store whose
@@ -17,18 +16,6 @@ import (
 // included, goes straight to storage. So txlog's committer, with its conflict checks and
 // retries, works unchanged on top: losing the race for a version looks the same as a
 // put-if-absent that found the file.
-
-const logDir = "_delta_log/"
-
-// commitVersion parses a commit file's key.
-func commitVersion(key string) (int64, bool) {
-	name, ok := strings.CutPrefix(key, logDir)
-	if !ok || len(name) != 25 || !strings.HasSuffix(name, ".json") {
-		return 0, false
-	}
-	v, err := strconv.ParseInt(name[:20], 10, 64)
-	return v, err == nil && v >= 0
-}
 
 // Wrap returns s (a table's store) with its commits ratified by the cluster.
 func (n *Node) Wrap(s storage.Store) storage.Store { return &ratifiedStore{Store: s, n: n} }
@@ -39,7 +26,7 @@ type ratifiedStore struct {
 }
 
 func (r *ratifiedStore) PutIfAbsent(ctx context.Context, key string, data []byte) error {
-	v, ok := commitVersion(key)
+	v, ok := txlog.CommitVersion(key)
 	if !ok {
 		return r.Store.PutIfAbsent(ctx, key, data)
 	}
@@ -50,7 +37,7 @@ func (r *ratifiedStore) PutIfAbsent(ctx context.Context, key string, data []byte
 	_, known := r.n.Known(table)
 	for attempt := 0; ; attempt++ {
 		if !known || attempt > 0 {
-			latest, err := LatestPublished(ctx, r.Store)
+			latest, err := txlog.LatestListed(ctx, r.Store)
 			if err != nil {
 				return err
 			}
@@ -67,32 +54,17 @@ func (r *ratifiedStore) PutIfAbsent(ctx context.Context, key string, data []byte
 	}
 }
 
-// LatestPublished is the highest commit version in a table's _delta_log, or -1.
-func LatestPublished(ctx context.Context, s storage.Store) (int64, error) {
-	objs, err := s.List(ctx, logDir)
-	if err != nil {
-		return 0, err
-	}
-	latest := int64(-1)
-	for _, o := range objs {
-		if v, ok := commitVersion(o.Key); ok && v > latest {
-			latest = v
-		}
-	}
-	return latest, nil
-}
-
 // PublishTo returns a Config.Publish that writes commit files into the stores open returns
 // for table URLs. A file already there with the same bytes is a commit published before
-// (by a leader that died before recording it); different bytes mean someone wrote the table
-// behind the cluster's back, which is refused.
+// (by a leader that died before recording it); different bytes mean a writer outside the
+// cluster took the version (ErrTakenOutside), and the ratification is voided.
 func PublishTo(open func(ctx context.Context, url string) (storage.Store, error)) func(context.Context, Commit) error {
 	return func(ctx context.Context, c Commit) error {
 		s, err := open(ctx, c.Table)
 		if err != nil {
 			return err
 		}
-		key := fmt.Sprintf("%s%020d.json", logDir, c.Version)
+		key := txlog.CommitKey(c.Version)
 		err = s.PutIfAbsent(ctx, key, c.Data)
 		if !errors.Is(err, storage.ErrExist) {
 			return err

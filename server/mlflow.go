@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -115,6 +114,15 @@ func (m *mlflowAPI) query(r *http.Request, q string) ([]string, [][]any, error) 
 	return m.s.engine.Query(r.Context(), "mlflow", q)
 }
 
+// quoteAll renders strings as a list of SQL literals.
+func quoteAll(list []string) string {
+	q := make([]string, len(list))
+	for i, s := range list {
+		q[i] = lakesql.SQLString(s)
+	}
+	return strings.Join(q, ", ")
+}
+
 // str reads a required string field.
 func str(body map[string]any, key string) (string, error) {
 	v, ok := body[key]
@@ -167,11 +175,16 @@ func (m *mlflowAPI) call(proc string, fields ...string) func(*http.Request, map[
 			}
 			args[i] = lakesql.SQLString(v)
 		}
-		if _, _, err := m.query(r, "CALL "+proc+"("+strings.Join(args, ", ")+")"); err != nil {
-			return nil, err
-		}
-		return map[string]any{}, nil
+		return m.exec(r, "CALL "+proc+"("+strings.Join(args, ", ")+")")
 	}
+}
+
+// exec runs a statement whose answer is MLflow's empty object.
+func (m *mlflowAPI) exec(r *http.Request, q string) (any, error) {
+	if _, _, err := m.query(r, q); err != nil {
+		return nil, err
+	}
+	return map[string]any{}, nil
 }
 
 func (m *mlflowAPI) createExperiment(r *http.Request, body map[string]any) (any, error) {
@@ -285,35 +298,20 @@ func (m *mlflowAPI) searchExperiments(r *http.Request, body map[string]any) (any
 	if err != nil {
 		return nil, err
 	}
-	value := func(e map[string]any, entity, key string) any {
-		if entity == "attributes" {
-			return e[key]
+	value := func(e map[string]any, rf valueRef) any {
+		if rf.entity == "attributes" {
+			return e[rf.key]
 		}
 		tags, _ := e["tags"].([]any)
 		for _, t := range tags {
-			if kv := t.(map[string]any); kv["key"] == key {
+			if kv := t.(map[string]any); kv["key"] == rf.key {
 				return kv["value"]
 			}
 		}
 		return nil
 	}
-	kept := exps[:0]
-	for _, e := range exps {
-		ok := true
-		for _, c := range clauses {
-			ok = ok && compareClause(c, value(e, c.entity, c.key))
-		}
-		if ok {
-			kept = append(kept, e)
-		}
-	}
-	sort.SliceStable(kept, func(i, j int) bool {
-		for _, o := range orders {
-			if c := compareValues(kept[i][o.ref.key], kept[j][o.ref.key], o.desc); c != 0 {
-				return c < 0
-			}
-		}
-		return compareValues(kept[i]["experiment_id"], kept[j]["experiment_id"], false) < 0
+	kept := filterAndOrder(exps, clauses, orders, value, func(a, b map[string]any) int {
+		return makeSortKey(a["experiment_id"]).compare(makeSortKey(b["experiment_id"]), false)
 	})
 	out := map[string]any{}
 	err = page(out, "experiments", len(kept), max, offset, func(i int) (any, error) { return kept[i], nil })
@@ -494,10 +492,7 @@ func (m *mlflowAPI) logMetric(r *http.Request, body map[string]any) (any, error)
 	if ok {
 		q += fmt.Sprintf(", %d", ts)
 	}
-	if _, _, err := m.query(r, q+")"); err != nil {
-		return nil, err
-	}
-	return map[string]any{}, nil
+	return m.exec(r, q+")")
 }
 
 func (m *mlflowAPI) logBatch(r *http.Request, body map[string]any) (any, error) {
@@ -515,10 +510,7 @@ func (m *mlflowAPI) logBatch(r *http.Request, body map[string]any) (any, error) 
 	if err != nil {
 		return nil, badRequest("log-batch: %v", err)
 	}
-	if _, _, err := m.query(r, fmt.Sprintf("CALL ml_log_batch(%s, %s)", lakesql.SQLString(runID), lakesql.SQLString(string(b)))); err != nil {
-		return nil, err
-	}
-	return map[string]any{}, nil
+	return m.exec(r, fmt.Sprintf("CALL ml_log_batch(%s, %s)", lakesql.SQLString(runID), lakesql.SQLString(string(b))))
 }
 
 func (m *mlflowAPI) metricHistory(r *http.Request, body map[string]any) (any, error) {

@@ -315,10 +315,20 @@ func (m *mlflowAPI) runArtifactRoot(r *http.Request, runID string) (string, stri
 		return "", "", &mlflowError{http.StatusNotFound, "RESOURCE_DOES_NOT_EXIST", fmt.Sprintf("run '%s' not found", runID)}
 	}
 	uri := fmt.Sprint(rows[0][0])
-	rest, ok := strings.CutPrefix(uri, lakesql.ArtifactScheme)
+	root, ok := servedArtifactRoot(uri)
 	if !ok {
 		return "", uri, badRequest("run '%s' keeps its artifacts at %s, which this server does not serve", runID, uri)
 	}
+	return root, uri, nil
+}
+
+// servedArtifactRoot is the artifact-root-relative folder of an artifact URI this server
+// serves (mlflow-artifacts:/…), or false.
+func servedArtifactRoot(uri string) (string, bool) {
+	rest, ok := strings.CutPrefix(uri, lakesql.ArtifactScheme)
+	if !ok {
+		return "", false
+	}
 	root, err := artifactPath(rest, false)
-	return root, uri, err
+	return root, err == nil
 }

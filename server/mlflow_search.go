@@ -388,11 +388,6 @@ func (a sortKey) compare(b sortKey, desc bool) int {
 	return c
 }
 
-// compareValues orders two values as sortKey does.
-func compareValues(a, b any, desc bool) int {
-	return makeSortKey(a).compare(makeSortKey(b), desc)
-}
-
 // findRuns returns the runs that match, sorted, with the values of every metric, param
 // and tag the filter or ordering names.
 func (m *mlflowAPI) findRuns(ctx context.Context, q runSearch) ([][]any, error) {
@@ -420,11 +415,7 @@ func (m *mlflowAPI) findRuns(ctx context.Context, q runSearch) ([][]any, error) 
 		return nil, err
 	}
 	if len(q.expIDs) > 0 {
-		quoted := make([]string, len(q.expIDs))
-		for i, id := range q.expIDs {
-			quoted[i] = lakesql.SQLString(id)
-		}
-		where += " AND experiment_id IN (" + strings.Join(quoted, ", ") + ")"
+		where += " AND experiment_id IN (" + quoteAll(q.expIDs) + ")"
 	}
 	_, runs, err := m.s.engine.Query(ctx, "mlflow", "SELECT "+runCols+" FROM ml.runs WHERE "+where)
 	if err != nil {
@@ -454,32 +445,36 @@ func (m *mlflowAPI) findRuns(ctx context.Context, q runSearch) ([][]any, error) 
 		}
 		return need[rf][fmt.Sprint(run[0])]
 	}
-	kept := runs[:0]
-	for _, run := range runs {
+	return filterAndOrder(runs, clauses, orders, value, func(a, b []any) int {
+		return strings.Compare(fmt.Sprint(a[0]), fmt.Sprint(b[0]))
+	}), nil
+}
+
+// filterAndOrder keeps the items every clause matches (MLflow's semantics: a missing value
+// matches nothing) and sorts them by orders, then by tie. value gives an item's value for
+// an entity and key; sort keys are worked out once per item, not at every comparison.
+func filterAndOrder[T any](items []T, clauses []filterClause, orders []runOrder, value func(T, valueRef) any, tie func(a, b T) int) []T {
+	type sortable struct {
+		item T
+		keys []sortKey
+	}
+	var list []sortable
+	for _, it := range items {
 		ok := true
 		for _, c := range clauses {
-			if !compareClause(c, value(run, valueRef{c.entity, c.key})) {
+			if !compareClause(c, value(it, valueRef{c.entity, c.key})) {
 				ok = false
 				break
 			}
 		}
-		if ok {
-			kept = append(kept, run)
+		if !ok {
+			continue
 		}
-	}
-	// Sort keys are worked out once per run, not at every comparison.
-	type sortable struct {
-		run  []any
-		id   string
-		keys []sortKey
-	}
-	list := make([]sortable, len(kept))
-	for i, run := range kept {
-		s := sortable{run: run, id: fmt.Sprint(run[0]), keys: make([]sortKey, len(orders))}
+		s := sortable{item: it, keys: make([]sortKey, len(orders))}
 		for k, o := range orders {
-			s.keys[k] = makeSortKey(value(run, o.ref))
+			s.keys[k] = makeSortKey(value(it, o.ref))
 		}
-		list[i] = s
+		list = append(list, s)
 	}
 	sort.SliceStable(list, func(i, j int) bool {
 		for k, o := range orders {
@@ -487,12 +482,13 @@ func (m *mlflowAPI) findRuns(ctx context.Context, q runSearch) ([][]any, error) 
 				return c < 0
 			}
 		}
-		return list[i].id < list[j].id
+		return tie(list[i].item, list[j].item) < 0
 	})
+	out := make([]T, len(list))
 	for i := range list {
-		kept[i] = list[i].run
+		out[i] = list[i].item
 	}
-	return kept, nil
+	return out
 }
 
 // valuesOf maps run ids to their latest value of one metric, or their param or tag.

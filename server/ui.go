@@ -31,11 +31,9 @@ import (
 var uiFiles embed.FS
 
 var uiTemplates = template.Must(template.New("").Funcs(template.FuncMap{
-	"num":      fmtNum,
 	"time":     fmtMillis,
 	"duration": fmtDuration,
 	"swatch":   swatch,
-	"join":     strings.Join,
 }).ParseFS(uiFiles, "ui/*.html"))
 
 type scoreboard struct {
@@ -88,7 +86,7 @@ func (u *scoreboard) page(fn func(r *http.Request) (string, any, error)) http.Ha
 }
 
 func fmtMillis(v any) string {
-	ms, ok := toInt(v)
+	ms, ok := v.(int64) // Engine.Query gives integers as int64
 	if !ok {
 		return ""
 	}
@@ -96,8 +94,8 @@ func fmtMillis(v any) string {
 }
 
 func fmtDuration(start, end any) string {
-	s, ok1 := toInt(start)
-	e, ok2 := toInt(end)
+	s, ok1 := start.(int64)
+	e, ok2 := end.(int64)
 	if !ok1 || !ok2 || e < s {
 		return ""
 	}
@@ -111,20 +109,6 @@ func fmtDuration(start, end any) string {
 		return fmt.Sprintf("%dm %ds", int(d.Minutes()), int(d.Seconds())%60)
 	}
 	return fmt.Sprintf("%dh %dm", int(d.Hours()), int(d.Minutes())%60)
-}
-
-func toInt(v any) (int64, bool) {
-	switch x := v.(type) {
-	case int64:
-		return x, true
-	case int32:
-		return int64(x), true
-	case int:
-		return int64(x), true
-	case float64:
-		return int64(x), true
-	}
-	return 0, false
 }
 
 // cellText shows a metric, param or tag value.
@@ -163,7 +147,7 @@ func (u *scoreboard) experiments(r *http.Request) (string, any, error) {
 	}
 	n := map[string]int64{}
 	for _, c := range counts {
-		k, _ := toInt(c[1])
+		k, _ := c[1].(int64)
 		n[fmt.Sprint(c[0])] = k
 	}
 	var list []uiExperiment
@@ -243,27 +227,11 @@ func (u *scoreboard) runs(r *http.Request) (string, any, error) {
 	pageRuns := found[offset:min(offset+size, total)]
 	ids := make([]string, len(pageRuns))
 	for i, run := range pageRuns {
-		ids[i] = lakesql.SQLString(fmt.Sprint(run[0]))
+		ids[i] = fmt.Sprint(run[0])
 	}
-	// Values of the page's runs: latest metrics, params and tags, by run and key.
-	vals := map[string]map[string]any{}
-	available := map[string]map[string]bool{"metrics": {}, "params": {}, "tags": {}}
-	if len(ids) > 0 {
-		in := " WHERE run_id IN (" + strings.Join(ids, ", ") + ")"
-		for _, src := range []struct{ entity, table string }{{"metrics", "latest_metrics"}, {"params", "params"}, {"tags", "run_tags"}} {
-			_, rows, err := u.m.query(r, "SELECT run_id, `key`, value FROM ml."+src.table+in)
-			if err != nil {
-				return "", nil, err
-			}
-			for _, x := range rows {
-				id, key := fmt.Sprint(x[0]), src.entity+"."+fmt.Sprint(x[1])
-				if vals[id] == nil {
-					vals[id] = map[string]any{}
-				}
-				vals[id][key] = x[2]
-				available[src.entity][key] = true
-			}
-		}
+	vals, available, err := u.runValues(r, ids)
+	if err != nil {
+		return "", nil, err
 	}
 	// Columns: the ones asked for, else every metric and param the page's runs have.
 	var colKeys []string
@@ -361,6 +329,33 @@ func (u *scoreboard) runs(r *http.Request) (string, any, error) {
 	return "runs.html", data, nil
 }
 
+// runValues reads the latest metrics, params and tags of runs, as stored (metrics as
+// float64, NaN and ±Inf included): by run id, then by "metrics.<key>", "params.<key>" or
+// "tags.<key>"; available lists the keys found, by entity.
+func (u *scoreboard) runValues(r *http.Request, ids []string) (vals map[string]map[string]any, available map[string]map[string]bool, err error) {
+	vals = map[string]map[string]any{}
+	available = map[string]map[string]bool{"metrics": {}, "params": {}, "tags": {}}
+	if len(ids) == 0 {
+		return vals, available, nil
+	}
+	in := " WHERE run_id IN (" + quoteAll(ids) + ")"
+	for _, src := range []struct{ entity, table string }{{"metrics", "latest_metrics"}, {"params", "params"}, {"tags", "run_tags"}} {
+		_, rows, err := u.m.query(r, "SELECT run_id, `key`, value FROM ml."+src.table+in)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, x := range rows {
+			id, key := fmt.Sprint(x[0]), src.entity+"."+fmt.Sprint(x[1])
+			if vals[id] == nil {
+				vals[id] = map[string]any{}
+			}
+			vals[id][key] = x[2]
+			available[src.entity][key] = true
+		}
+	}
+	return vals, available, nil
+}
+
 func sortedKeys(m map[string]bool) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
@@ -386,49 +381,44 @@ type uiArtifact struct {
 }
 
 // history reads the metric points of the given runs, by run and key, in step order.
-func (u *scoreboard) history(r *http.Request, runIDs []string) (map[string]map[string][]metricPoint, error) {
+func (u *scoreboard) history(r *http.Request, runIDs []string) (map[string]map[string][]lakesql.MetricPoint, error) {
 	pts, err := u.m.s.engine.MetricHistory(r.Context(), runIDs)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]map[string][]metricPoint{}
+	out := map[string]map[string][]lakesql.MetricPoint{}
 	for _, p := range pts {
 		if out[p.RunID] == nil {
-			out[p.RunID] = map[string][]metricPoint{}
+			out[p.RunID] = map[string][]lakesql.MetricPoint{}
 		}
-		out[p.RunID][p.Key] = append(out[p.RunID][p.Key], metricPoint{p.Step, p.Timestamp, p.Value})
+		out[p.RunID][p.Key] = append(out[p.RunID][p.Key], p)
 	}
 	for _, keys := range out {
 		for _, pts := range keys {
 			sort.Slice(pts, func(i, j int) bool {
-				if pts[i].step != pts[j].step {
-					return pts[i].step < pts[j].step
+				if pts[i].Step != pts[j].Step {
+					return pts[i].Step < pts[j].Step
 				}
-				return pts[i].ts < pts[j].ts
+				return pts[i].Timestamp < pts[j].Timestamp
 			})
 		}
 	}
 	return out, nil
 }
 
-type metricPoint struct {
-	step, ts int64
-	v        float64
-}
-
 // toSeries turns points into a chart series; byTime uses seconds since t0 as x.
-func toSeries(name, color string, pts []metricPoint, byTime bool, t0 int64) series {
+func toSeries(name, color string, pts []lakesql.MetricPoint, byTime bool, t0 int64) series {
 	s := series{name: name, color: color}
 	for _, p := range pts {
-		if math.IsNaN(p.v) || math.IsInf(p.v, 0) {
+		if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) {
 			s.skip++
 			continue
 		}
-		x := float64(p.step)
+		x := float64(p.Step)
 		if byTime {
-			x = float64(p.ts-t0) / 1000
+			x = float64(p.Timestamp-t0) / 1000
 		}
-		s.points = append(s.points, point{x, p.v})
+		s.points = append(s.points, point{x, p.Value})
 	}
 	s.total = len(s.points)
 	return s
@@ -436,16 +426,16 @@ func toSeries(name, color string, pts []metricPoint, byTime bool, t0 int64) seri
 
 // sameStep reports whether every point of every history has one step, so that the chart
 // is better drawn against time.
-func sameStep(hs ...[]metricPoint) (bool, int64) {
+func sameStep(hs ...[]lakesql.MetricPoint) (bool, int64) {
 	first, t0, n := int64(0), int64(math.MaxInt64), 0
 	same := true
 	for _, h := range hs {
 		for _, p := range h {
 			if n == 0 {
-				first = p.step
+				first = p.Step
 			}
-			same = same && p.step == first
-			t0 = min(t0, p.ts)
+			same = same && p.Step == first
+			t0 = min(t0, p.Timestamp)
 			n++
 		}
 	}
@@ -495,7 +485,7 @@ func (u *scoreboard) run(r *http.Request) (string, any, error) {
 			charts = append(charts, lineChart(key, xl, []series{toSeries(key, color(0), hist[id][key], byTime, t0)}))
 		}
 	}
-	artifacts, err := u.artifacts(r, id)
+	artifacts, err := u.artifacts(r, fmt.Sprint(info["artifact_uri"]))
 	if err != nil {
 		return "", nil, err
 	}
@@ -516,15 +506,12 @@ func (u *scoreboard) run(r *http.Request) (string, any, error) {
 		"MoreCharts": len(latest) - len(charts), "Artifacts": artifacts}, nil
 }
 
-// artifacts lists a run's stored artifacts (up to 1000), with links to download them.
-func (u *scoreboard) artifacts(r *http.Request, runID string) ([]uiArtifact, error) {
-	root, _, err := u.m.runArtifactRoot(r, runID)
-	if err != nil {
-		var me *mlflowError
-		if errors.As(err, &me) && me.status == http.StatusBadRequest {
-			return nil, nil // kept somewhere this server does not serve
-		}
-		return nil, err
+// artifacts lists the artifacts (up to 1000) under a run's artifact URI, with links to
+// download them; none when they are kept somewhere this server does not serve.
+func (u *scoreboard) artifacts(r *http.Request, uri string) ([]uiArtifact, error) {
+	root, ok := servedArtifactRoot(uri)
+	if !ok {
+		return nil, nil
 	}
 	objs, err := u.m.s.warehouse.List(r.Context(), artifactPrefix+root+"/")
 	if err != nil {
@@ -549,20 +536,6 @@ type uiCompareRow struct {
 	Values []string // as shown
 	raw    []any    // as logged, nil where a run lacks it
 	Same   bool
-}
-
-// metricFloat reads a metric value as runs/get gives it: a number, or "NaN", "Infinity",
-// "-Infinity".
-func metricFloat(v any) any {
-	switch x := v.(type) {
-	case float64:
-		return x
-	case string:
-		if f, err := strconv.ParseFloat(x, 64); err == nil {
-			return f
-		}
-	}
-	return v
 }
 
 // sameValue compares two raw values exactly (NaN is the same as NaN).
@@ -594,44 +567,40 @@ func (u *scoreboard) compare(r *http.Request) (string, any, error) {
 		return "", nil, err
 	}
 	type cmpRun struct {
-		ID, Name, Color string
-		Swatch          template.HTML
-		params, metrics map[string]any // raw values: strings, float64 (NaN and ±Inf too)
-		Status          string
+		ID, Name, Color, Status string
+	}
+	_, rows, err := u.m.query(r, "SELECT run_id, name, status FROM ml.runs WHERE run_id IN ("+quoteAll(ids)+")")
+	if err != nil {
+		return "", nil, err
+	}
+	info := map[string][]any{}
+	for _, x := range rows {
+		info[fmt.Sprint(x[0])] = x
+	}
+	vals, available, err := u.runValues(r, ids)
+	if err != nil {
+		return "", nil, err
 	}
 	runs := make([]cmpRun, len(ids))
-	paramKeys, metricKeys := map[string]bool{}, map[string]bool{}
 	for i, id := range ids {
-		run, err := u.m.run(r, id)
-		if err != nil {
-			return "", nil, err
+		x, ok := info[id]
+		if !ok {
+			return "", nil, &mlflowError{http.StatusNotFound, "RESOURCE_DOES_NOT_EXIST", fmt.Sprintf("run '%s' not found", id)}
 		}
-		info, d := run["info"].(map[string]any), run["data"].(map[string]any)
-		name := cellText(info["run_name"])
+		name := cellText(x[1])
 		if name == "" {
 			name = id[:min(8, len(id))]
 		}
-		c := cmpRun{ID: id, Name: name, Color: color(i), Swatch: swatch(color(i)), Status: cellText(info["status"]),
-			params: map[string]any{}, metrics: map[string]any{}}
-		for _, x := range d["params"].([]any) {
-			m := x.(map[string]any)
-			c.params[fmt.Sprint(m["key"])] = fmt.Sprint(m["value"])
-			paramKeys[fmt.Sprint(m["key"])] = true
-		}
-		for _, x := range d["metrics"].([]any) {
-			m := x.(map[string]any)
-			c.metrics[fmt.Sprint(m["key"])] = metricFloat(m["value"])
-			metricKeys[fmt.Sprint(m["key"])] = true
-		}
-		runs[i] = c
+		runs[i] = cmpRun{ID: id, Name: name, Color: color(i), Status: cellText(x[2])}
 	}
-	table := func(keys map[string]bool, get func(cmpRun) map[string]any) []uiCompareRow {
+	// One row per key: the runs' values as logged (nil where a run lacks it).
+	table := func(entity string) []uiCompareRow {
 		var out []uiCompareRow
-		for _, k := range sortedKeys(keys) {
-			row := uiCompareRow{Key: k, Same: true}
-			for _, run := range runs {
-				v := get(run)[k]
-				row.Same = row.Same && sameValue(v, get(runs[0])[k])
+		for _, k := range sortedKeys(available[entity]) {
+			row := uiCompareRow{Key: strings.TrimPrefix(k, entity+"."), Same: true}
+			for _, id := range ids {
+				v := vals[id][k]
+				row.Same = row.Same && sameValue(v, vals[ids[0]][k])
 				row.raw = append(row.raw, v)
 				row.Values = append(row.Values, cellText(v))
 			}
@@ -639,18 +608,18 @@ func (u *scoreboard) compare(r *http.Request) (string, any, error) {
 		}
 		return out
 	}
-	params := table(paramKeys, func(c cmpRun) map[string]any { return c.params })
-	metrics := table(metricKeys, func(c cmpRun) map[string]any { return c.metrics })
+	params, metrics := table("params"), table("metrics")
 	hist, err := u.history(r, ids)
 	if err != nil {
 		return "", nil, err
 	}
 	var charts []template.HTML
-	for _, k := range sortedKeys(metricKeys) {
+	for _, row := range metrics {
+		k := row.Key
 		if len(charts) == uiMaxCharts {
 			break
 		}
-		var hs [][]metricPoint
+		var hs [][]lakesql.MetricPoint
 		for _, id := range ids {
 			hs = append(hs, hist[id][k])
 		}

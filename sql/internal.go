@@ -15,8 +15,7 @@ import (
 // with autocommit, as user, and returns its rows with the engine's values converted to
 // plain Go values (strings, int64, float64, time.Time, nil).
 func (e *Engine) Query(ctx context.Context, user, query string) ([]string, [][]any, error) {
-	s := &Session{BaseSession: gms.NewBaseSessionWithClientServer("internal", gms.Client{User: user, Address: "localhost"}, 0), engine: e}
-	qctx := gms.NewContext(ctx, gms.WithSession(s))
+	qctx := e.internalContext(ctx, user)
 	sch, iter, _, err := e.sqle.Query(qctx, query)
 	if err != nil {
 		return nil, nil, err
@@ -45,6 +44,12 @@ func (e *Engine) Query(ctx context.Context, user, query string) ([]string, [][]a
 		return nil, nil, err
 	}
 	return cols, rows, nil
+}
+
+// internalContext is a statement context in a session of its own for an internal client.
+func (e *Engine) internalContext(ctx context.Context, user string) *gms.Context {
+	s := &Session{BaseSession: gms.NewBaseSessionWithClientServer("internal", gms.Client{User: user, Address: "localhost"}, 0), engine: e}
+	return gms.NewContext(ctx, gms.WithSession(s))
 }
 
 // plainValue turns an engine value into a string, int64, float64, bool, time.Time or nil.

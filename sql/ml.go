@@ -874,41 +874,38 @@ func (e *Engine) mlDeleteAlias(ctx *gms.Context, name, alias string) (gms.RowIte
 // timestamp) and the extremes. A window query in the engine took seconds per 100k points.
 func (l latestMetrics) latestRows(ctx *gms.Context) ([]gms.Row, error) {
 	// A transaction that logged metrics itself sees its own rows: no cache then.
+	var committed *Table
 	version := ""
 	if t, err := l.e.mlTable(ctx, "metrics"); err == nil && t.writes(ctx) == nil && !t.asOf {
-		version = fmt.Sprintf("%s@%d", t.snap.Metadata.ID, t.snap.Version)
-	}
-	if version != "" {
-		l.e.latestMu.Lock()
-		cached := l.e.latest
-		hit := l.e.latestVersion == version
-		l.e.latestMu.Unlock()
-		if hit {
-			out := make([]gms.Row, len(cached))
-			for i, r := range cached {
-				out[i] = r.Copy()
-			}
-			return out, nil
-		}
-	}
-	out, err := l.computeLatest(ctx, version != "")
-	if err != nil || version == "" {
-		return out, err
-	}
-	keep := make([]gms.Row, len(out))
-	for i, r := range out {
-		keep[i] = r.Copy()
+		committed, version = t, fmt.Sprintf("%s@%d", t.snap.Metadata.ID, t.snap.Version)
 	}
 	l.e.latestMu.Lock()
-	l.e.latestVersion, l.e.latest = version, keep
+	rows, hit := l.e.latest, version != "" && l.e.latestVersion == version
 	l.e.latestMu.Unlock()
+	if !hit {
+		var err error
+		if rows, err = l.computeLatest(ctx, committed); err != nil {
+			return nil, err
+		}
+		if version != "" {
+			l.e.latestMu.Lock()
+			l.e.latestVersion, l.e.latest = version, rows
+			l.e.latestMu.Unlock()
+		}
+	}
+	// The cached rows are shared: the engine gets its own copies.
+	out := make([]gms.Row, len(rows))
+	for i, r := range rows {
+		out[i] = r.Copy()
+	}
 	return out, nil
 }
 
 // computeLatest keeps, per run and key, the last value by step then timestamp, and the
-// lowest and highest values. The committed state is read from the files directly; a
-// transaction that changed ml.metrics reads it through the engine, with its own changes.
-func (l latestMetrics) computeLatest(ctx *gms.Context, committed bool) ([]gms.Row, error) {
+// lowest and highest values. The committed state (committed: ml.metrics as the statement
+// sees it) is read from the files directly; a transaction that changed ml.metrics
+// (committed nil) reads it through the engine, with its own changes.
+func (l latestMetrics) computeLatest(ctx *gms.Context, committed *Table) ([]gms.Row, error) {
 	type agg struct {
 		last     MetricPoint
 		min, max float64
@@ -937,12 +934,8 @@ func (l latestMetrics) computeLatest(ctx *gms.Context, committed bool) ([]gms.Ro
 			a.any = true
 		}
 	}
-	if committed {
-		t, err := l.e.mlTable(ctx, "metrics")
-		if err != nil {
-			return nil, err
-		}
-		if err := scanMetrics(ctx, t, nil, add); err != nil {
+	if committed != nil {
+		if err := scanMetrics(ctx, committed, nil, add); err != nil {
 			return nil, err
 		}
 	} else {

@@ -34,8 +34,7 @@ func (e *Engine) MetricHistory(ctx context.Context, runIDs []string) ([]MetricPo
 	if err := e.ensureML(); err != nil {
 		return nil, err
 	}
-	s := &Session{BaseSession: gms.NewBaseSessionWithClientServer("internal", gms.Client{User: "mlflow", Address: "localhost"}, 0), engine: e}
-	qctx := gms.NewContext(ctx, gms.WithSession(s))
+	qctx := e.internalContext(ctx, "mlflow")
 	t, err := e.mlTable(qctx, "metrics")
 	if err != nil {
 		return nil, err

@@ -5,11 +5,9 @@ import (
 	"strings"
 )
 
-// tempPrefix marks in-flight files of Local. List skips them, so a crash between writing
-// a temp file and renaming it never shows a half-written object to readers.
-const tempPrefix = TempPrefix
-
-// TempPrefix starts the names of a store's temporary files; keys may not use it.
+// TempPrefix marks in-flight files of Local; keys may not use it. List skips them, so a
+// crash between writing a temp file and renaming it never shows a half-written object to
+// readers.
 const TempPrefix = ".tmp-"
 
 // checkKey rejects keys that could escape the store's root or that the store cannot
@@ -28,8 +26,8 @@ func checkKey(op, key string) error {
 		case "", ".":
 			return fmt.Errorf("storage: %s %q: key has an empty or \".\" segment", op, key)
 		}
-		if strings.HasPrefix(seg, tempPrefix) {
-			return fmt.Errorf("storage: %s %q: names starting with %q are reserved for temp files", op, key, tempPrefix)
+		if strings.HasPrefix(seg, TempPrefix) {
+			return fmt.Errorf("storage: %s %q: names starting with %q are reserved for temp files", op, key, TempPrefix)
 		}
 	}
 	return nil

@@ -211,7 +211,7 @@ func (l *Local) writeTemp(key string, data []byte) (string, error) {
 	if err := l.mkdirAll(dir); err != nil {
 		return "", err
 	}
-	f, err := os.CreateTemp(dir, tempPrefix+"*")
+	f, err := os.CreateTemp(dir, TempPrefix+"*")
 	if err != nil {
 		return "", err
 	}
@@ -296,7 +296,7 @@ func (l *Local) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
 			}
 			return nil
 		}
-		if strings.HasPrefix(d.Name(), tempPrefix) || !strings.HasPrefix(key, prefix) {
+		if strings.HasPrefix(d.Name(), TempPrefix) || !strings.HasPrefix(key, prefix) {
 			return nil
 		}
 		info, err := d.Info()
@@ -363,7 +363,7 @@ func (l *Local) RemoveStaleTemps(ctx context.Context, prefix string, olderThan t
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if d.IsDir() || !strings.HasPrefix(d.Name(), tempPrefix) {
+		if d.IsDir() || !strings.HasPrefix(d.Name(), TempPrefix) {
 			return nil
 		}
 		rel, _ := filepath.Rel(l.root, p)

@@ -16,6 +16,15 @@ const logDir = "_delta_log/"
 // commitKey is the store key of commit file v.
 func commitKey(v int64) string { return fmt.Sprintf("%s%020d.json", logDir, v) }
 
+// CommitKey is the key of version v's commit file in a table's store.
+func CommitKey(v int64) string { return commitKey(v) }
+
+// CommitVersion is the version whose commit file key is, or false for any other key.
+func CommitVersion(key string) (int64, bool) {
+	kind, v, _, _ := parseLogName(key)
+	return v, kind == "commit" && v >= 0
+}
+
 // lastCheckpointKey names the pointer to the newest checkpoint.
 const lastCheckpointKey = logDir + "_last_checkpoint"
 

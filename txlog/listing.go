@@ -118,6 +118,17 @@ func classifyLog(objs []storage.ObjectInfo) *logListing {
 	return l
 }
 
+// LatestListed is the newest version one listing of a table's _delta_log shows (its
+// commits and complete checkpoints), or -1 when it shows none. Unlike Log.LatestVersion it
+// reads no commit and keeps no state.
+func LatestListed(ctx context.Context, store storage.Store) (int64, error) {
+	l, err := listLog(ctx, store)
+	if err != nil {
+		return -1, err
+	}
+	return l.latest(), nil
+}
+
 func (l *logListing) empty() bool { return len(l.versions) == 0 && len(l.cpVersions) == 0 }
 
 // latest is the newest version the listing shows.
