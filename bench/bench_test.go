@@ -64,7 +64,7 @@ func startNode(b *testing.B) *node {
 	}
 	srv, err := server.Start(context.Background(), server.Config{
 		DataDir: dir, MySQLAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", ShutdownGrace: time.Second,
-		Version: "bench", Logger: log,
+		Version: "bench", Logger: log, RaftAddr: os.Getenv("LAKEHOUSED_BENCH_RAFT"),
 	})
 	if err != nil {
 		b.Fatalf("start node: %v", err)

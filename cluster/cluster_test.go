@@ -20,7 +20,7 @@ import (
 // testCluster is n nodes on in-memory Raft transports sharing one local warehouse folder,
 // each with its own committer, as daemons on separate machines sharing S3 would be.
 type testCluster struct {
-	t      *testing.T
+	t      testing.TB
 	shared storage.Store // the table's folder, as every node sees it
 	others sync.Map      // other tables' stores by URL (in memory)
 	full   atomic.Bool   // publishing fails, as on a full disk
@@ -31,7 +31,7 @@ type testCluster struct {
 	down   map[int]bool
 }
 
-func newCluster(t *testing.T, size int) *testCluster {
+func newCluster(t testing.TB, size int) *testCluster {
 	t.Helper()
 	shared, err := storage.NewLocal(t.TempDir())
 	if err != nil {
@@ -162,7 +162,7 @@ func (c *testCluster) waitSame() {
 
 const schema = `{"type":"struct","fields":[{"name":"id","type":"long","nullable":true,"metadata":{}}]}`
 
-func create(t *testing.T, n *Node, shared storage.Store) {
+func create(t testing.TB, n *Node, shared storage.Store) {
 	t.Helper()
 	actions := []txlog.Action{
 		{Protocol: &txlog.Protocol{MinReaderVersion: 1, MinWriterVersion: 2}},
@@ -178,7 +178,7 @@ func add(path string) txlog.Action {
 }
 
 // writer appends one file per commit through node i until stop, recording acknowledged files.
-func (c *testCluster) writer(ctx context.Context, i int, acked *sync.Map, count *atomic.Int64, stop <-chan struct{}) {
+func (c *testCluster) writer(ctx context.Context, i, id int, acked *sync.Map, count *atomic.Int64, stop <-chan struct{}) {
 	com := txlog.NewStorageCommitter()
 	com.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	log := txlog.NewLog(c.nodes[i].Wrap(c.shared))
@@ -198,15 +198,19 @@ func (c *testCluster) writer(ctx context.Context, i int, acked *sync.Map, count 
 		if err != nil {
 			continue
 		}
-		path := fmt.Sprintf("n%d-%d.parquet", i, k)
-		if _, err := com.Commit(ctx, log, read, []txlog.Action{add(path)}); err == nil {
+		path := fmt.Sprintf("n%d-%d-%d.parquet", i, id, k)
+		var opts []txlog.CommitOption
+		if k%2 == 0 { // half the commits are staged while their "data" is made durable
+			opts = append(opts, txlog.AfterDataDurable(func() error { return nil }))
+		}
+		if _, err := com.Commit(ctx, log, read, []txlog.Action{add(path)}, opts...); err == nil {
 			acked.Store(path, true)
 			count.Add(1)
 		}
 	}
 }
 
-// writers is one writer per node, running until stop.
+// writers is two writers per node, running until stop.
 type writers struct {
 	acked sync.Map
 	count atomic.Int64
@@ -216,9 +220,12 @@ type writers struct {
 
 func (c *testCluster) startWriters() *writers {
 	w := &writers{done: make(chan struct{})}
-	for i := range c.nodes {
+	for i := range 2 * len(c.nodes) { // two writers per node
 		w.wg.Add(1)
-		go func() { defer w.wg.Done(); c.writer(context.Background(), i, &w.acked, &w.count, w.done) }()
+		go func() {
+			defer w.wg.Done()
+			c.writer(context.Background(), i%len(c.nodes), i/len(c.nodes), &w.acked, &w.count, w.done)
+		}()
 	}
 	return w
 }

@@ -88,30 +88,25 @@ func (f *fsm) Apply(l *raft.Log) any {
 		// the table's latest stays at the void version, which storage holds.
 		for _, v := range c.Versions {
 			if st := f.tables[v.Table]; st != nil {
-				for pv := range st.Pending {
-					if pv >= v.Version {
-						delete(st.Pending, pv)
-						delete(st.Hashes, pv)
-					}
-				}
+				f.dropFrom(st, v.Version)
+				st.Latest = v.Version
 			}
 		}
 		return nil
 	case "unratify":
-		// Commits that could not be published, undone so that their statement fails
-		// without a trace: only the table's latest version, only if still unpublished.
-		for i := len(c.Commits) - 1; i >= 0; i-- {
-			cm := c.Commits[i]
+		// Commits that could not be published, undone so that their statements fail
+		// without a trace, with every version ratified after them (publication being in
+		// order, none of those is published either): only if still unpublished.
+		for _, cm := range c.Commits {
 			st := f.tables[cm.Table]
-			if st == nil || st.Latest != cm.Version || st.Hashes[cm.Version] != cm.Hash {
+			if st == nil || st.Hashes[cm.Version] != cm.Hash {
 				continue
 			}
 			if _, ok := st.Pending[cm.Version]; !ok {
 				continue
 			}
-			delete(st.Pending, cm.Version)
-			delete(st.Hashes, cm.Version)
-			st.Latest--
+			f.dropFrom(st, cm.Version)
+			st.Latest = cm.Version - 1
 		}
 		return nil
 	case "forget":
@@ -121,6 +116,16 @@ func (f *fsm) Apply(l *raft.Log) any {
 		return nil
 	}
 	return &ratifyResult{Err: fmt.Errorf("cluster: unknown command %q in log entry %d", c.Op, l.Index)}
+}
+
+// dropFrom forgets the unpublished versions from v on.
+func (f *fsm) dropFrom(st *tableState, v int64) {
+	for pv := range st.Pending {
+		if pv >= v {
+			delete(st.Pending, pv)
+			delete(st.Hashes, pv)
+		}
+	}
 }
 
 // published drops the bytes of versions written to storage.
@@ -204,24 +209,42 @@ func (f *fsm) hash(table string, v int64) string {
 	return ""
 }
 
-// isPending reports whether a commit is ratified and not yet published.
-func (f *fsm) isPending(c Commit) bool {
+// commitState is where a ratified commit stands.
+type commitState int
+
+const (
+	stateGone      commitState = iota // not (or no longer) ratified: voided, undone or never
+	statePending                      // ratified, not known to be published
+	statePublished                    // ratified and recorded as published
+)
+
+// state reports where commit c stands, and the table's latest ratified version.
+func (f *fsm) state(c Commit) (commitState, int64) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	st := f.tables[c.Table]
-	if st == nil || st.Hashes[c.Version] != c.Hash {
-		return false
+	if st == nil {
+		return stateGone, -1
 	}
-	_, ok := st.Pending[c.Version]
-	return ok
+	if st.Hashes[c.Version] != c.Hash || c.Version > st.Latest {
+		return stateGone, st.Latest
+	}
+	if _, ok := st.Pending[c.Version]; ok {
+		return statePending, st.Latest
+	}
+	return statePublished, st.Latest
 }
 
-// pending returns the ratified, unpublished commits in table and version order.
-func (f *fsm) pending() []Commit {
+// pending returns the ratified, unpublished commits of table (all tables when table is
+// ""), in table and version order.
+func (f *fsm) pending(table string) []Commit {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	var out []Commit
 	for t, st := range f.tables {
+		if table != "" && t != table {
+			continue
+		}
 		for v, d := range st.Pending {
 			out = append(out, Commit{Table: t, Version: v, Data: d, Hash: st.Hashes[v]})
 		}

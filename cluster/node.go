@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -49,18 +50,30 @@ type Config struct {
 	ID string
 	// Dir holds the Raft log, stable store and snapshots.
 	Dir string
-	// Transport carries Raft traffic; nil opens a TCP transport on Addr.
+	// Transport carries Raft traffic; nil listens on Addr, where the port also serves the
+	// requests nodes make of each other (forwarded commands, joins, status).
 	Transport raft.Transport
-	// Addr is the Raft bind and advertise address (host:port) for the TCP transport.
+	// Addr is the Raft bind and advertise address (host:port); port 0 picks a free one.
 	Addr string
-	// Bootstrap makes a node without Raft state start a cluster of its own (of one voter).
+	// Bootstrap makes a node without Raft state and without Join start a cluster of its
+	// own (of one voter).
 	Bootstrap bool
+	// Join lists members (Raft addresses) a node without Raft state asks to let it in.
+	// With BootstrapExpect > 1, nodes that find no cluster there announce themselves to
+	// each other and bootstrap together once that many have met.
+	Join            []string
+	BootstrapExpect int
+	// JoinTimeout bounds the joining; default 60 s.
+	JoinTimeout time.Duration
+	// Identity is the marker of the warehouse this node sees; a node whose marker differs
+	// from the cluster's is refused. "" skips the check (tests).
+	Identity string
 	// Publish writes a ratified commit where readers find it (_delta_log/<v>.json of the
 	// table), if absent; an existing file with the same bytes is success.
 	Publish func(ctx context.Context, c Commit) error
 	// Forward sends a command to the leader when this node is not it, where it is given to
-	// the leader's Node.Apply; nil means commands made on a follower fail with
-	// ErrNotLeader.
+	// the leader's Node.Apply; nil sends it over the network (with the node's own
+	// listener) or, with a Transport given, fails with ErrNotLeader.
 	Forward func(ctx context.Context, leaderID, leaderAddr string, cmd []byte) error
 	// Timeouts for tests; zero values take Raft's defaults (1 s heartbeat and election).
 	HeartbeatTimeout, ElectionTimeout time.Duration
@@ -78,10 +91,22 @@ type Node struct {
 	bolt  *raftboltdb.BoltStore
 	log   *slog.Logger
 
-	publishMu sync.Mutex // publishing runs one commit at a time, in version order
-	// unrecorded are versions this leader published that the state still holds as
-	// pending; the next ratify command carries them, which saves a log entry per commit.
-	unrecorded map[Version]bool
+	// Publication runs one table at a time, in version order, under the table's lock;
+	// commands to different tables go through Raft concurrently and share log writes.
+	locksMu sync.Mutex
+	locks   map[string]*sync.Mutex
+	// What this leader published, per table: published is the highest version written,
+	// unrecorded the highest one the replicated state still holds as pending. The next
+	// ratify command carries unrecorded, which saves a log entry per commit. Both are
+	// reset when leadership is gained.
+	pubMu      sync.Mutex
+	published  map[string]int64
+	unrecorded map[string]int64
+	staged     sync.Map // stagedID → storage.Staged: commits staged on this node
+	peers      peers    // connections to other nodes
+	notifyMu   sync.Mutex
+	notified   map[string]string // id → address of nodes waiting to bootstrap together
+	ready      chan struct{}     // closed once raft is set: requests wait for it
 	stop       chan struct{}
 	done       sync.WaitGroup
 }
@@ -104,6 +129,7 @@ func Open(cfg Config) (*Node, error) {
 	}
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.BatchApplyCh = true // concurrent commits share one log write (one fsync)
 	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{log}})
 	if cfg.HeartbeatTimeout > 0 {
 		rc.HeartbeatTimeout, rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout, cfg.HeartbeatTimeout/2
@@ -124,33 +150,50 @@ func Open(cfg Config) (*Node, error) {
 		bolt.Close()
 		return nil, fmt.Errorf("cluster: opening the snapshot store: %w", err)
 	}
-	trans := cfg.Transport
-	if trans == nil {
-		trans, err = raft.NewTCPTransportWithLogger(cfg.Addr, nil, 3, 10*time.Second, rc.Logger)
+	if cfg.JoinTimeout <= 0 {
+		cfg.JoinTimeout = time.Minute
+	}
+	n := &Node{cfg: cfg, fsm: newFSM(), bolt: bolt, log: log, stop: make(chan struct{}), ready: make(chan struct{}),
+		locks: map[string]*sync.Mutex{}, published: map[string]int64{}, unrecorded: map[string]int64{}}
+	n.trans = cfg.Transport
+	if n.trans == nil {
+		mux, err := listenMux(cfg.Addr, n.serveConn)
 		if err != nil {
 			bolt.Close()
 			return nil, fmt.Errorf("cluster: listening for Raft on %s: %w", cfg.Addr, err)
 		}
+		n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: mux, MaxPool: 3, Timeout: 10 * time.Second, Logger: rc.Logger})
+		if cfg.Forward == nil {
+			n.cfg.Forward = n.forward
+		}
 	}
-	f := newFSM()
-	r, err := raft.NewRaft(rc, f, bolt, bolt, snaps, trans)
+	r, err := raft.NewRaft(rc, n.fsm, bolt, bolt, snaps, n.trans)
 	if err != nil {
+		if c, ok := n.trans.(io.Closer); ok {
+			c.Close()
+		}
 		bolt.Close()
 		return nil, fmt.Errorf("cluster: starting Raft: %w", err)
 	}
-	n := &Node{cfg: cfg, raft: r, fsm: f, trans: trans, bolt: bolt, log: log, stop: make(chan struct{}), unrecorded: map[Version]bool{}}
-	if cfg.Bootstrap {
-		has, err := raft.HasExistingState(bolt, bolt, snaps)
-		if err != nil {
+	n.raft = r
+	close(n.ready)
+	has, err := raft.HasExistingState(bolt, bolt, snaps)
+	if err != nil {
+		n.Shutdown()
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	switch {
+	case has: // a restart: the log knows the cluster
+	case len(cfg.Join) > 0:
+		if err := n.joinCluster(context.Background()); err != nil {
 			n.Shutdown()
-			return nil, fmt.Errorf("cluster: %w", err)
+			return nil, err
 		}
-		if !has {
-			err := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: trans.LocalAddr()}}}).Error()
-			if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
-				n.Shutdown()
-				return nil, fmt.Errorf("cluster: bootstrapping: %w", err)
-			}
+	case cfg.Bootstrap:
+		err := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: n.trans.LocalAddr()}}}).Error()
+		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			n.Shutdown()
+			return nil, fmt.Errorf("cluster: bootstrapping: %w", err)
 		}
 	}
 	n.done.Add(1)
@@ -166,7 +209,10 @@ func (n *Node) Shutdown() {
 	default:
 		close(n.stop)
 	}
-	_ = n.raft.Shutdown().Error()
+	n.peers.close()
+	if n.raft != nil {
+		_ = n.raft.Shutdown().Error()
+	}
 	n.done.Wait()
 	if c, ok := n.trans.(io.Closer); ok {
 		c.Close()
@@ -293,34 +339,24 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) error {
 	if err := json.Unmarshal(cmd, &c); err != nil {
 		return fmt.Errorf("cluster: undecodable command: %w", err)
 	}
-	// One at a time: ratification and publication stay in version order per table, and a
-	// table's next version is ratified only once the previous one is published.
-	n.publishMu.Lock()
-	defer n.publishMu.Unlock()
 	if !n.IsLeader() {
 		return raft.ErrNotLeader
 	}
-	if err := n.publishPending(ctx); err != nil {
-		return err
-	}
 	var carried []Version
-	if c.Op == "ratify" && len(n.unrecorded) > 0 {
-		for v := range n.unrecorded {
-			carried = append(carried, v)
+	if c.Op == "ratify" {
+		if carried = n.takeUnrecorded(); len(carried) > 0 {
+			c.Versions = carried
+			b, err := json.Marshal(c)
+			if err != nil {
+				return err
+			}
+			cmd = b
 		}
-		c.Versions = carried
-		b, err := json.Marshal(c)
-		if err != nil {
-			return err
-		}
-		cmd = b
 	}
 	fut := n.raft.Apply(cmd, 10*time.Second)
 	if err := fut.Error(); err != nil {
+		n.putBackUnrecorded(carried)
 		return err
-	}
-	for _, v := range carried {
-		delete(n.unrecorded, v)
 	}
 	if res, ok := fut.Response().(*ratifyResult); ok && res != nil {
 		if res.Conflict != nil {
@@ -330,95 +366,183 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) error {
 			return res.Err
 		}
 	}
-	if c.Op != "ratify" {
-		return nil
-	}
-	if err := n.publishPending(ctx); err != nil {
-		// This command's commits that did not reach storage are undone, so the statement
-		// fails without a trace (commits of other tables it published stay).
-		var undo []Commit
-		for _, cm := range c.Commits {
-			if n.fsm.isPending(cm) {
-				undo = append(undo, cm)
-			}
+	switch c.Op {
+	case "forget":
+		n.pubMu.Lock()
+		for _, t := range c.Tables {
+			delete(n.published, t)
+			delete(n.unrecorded, t)
 		}
-		if len(undo) > 0 {
-			b, merr := json.Marshal(command{Op: "unratify", Commits: undo})
-			if merr == nil {
-				merr = n.raft.Apply(b, 10*time.Second).Error()
-			}
-			if merr != nil {
-				n.log.Error("cluster: undoing commits that could not be published; they will be published later", "err", merr)
-			}
-		}
-		return err
+		n.pubMu.Unlock()
+	case "ratify":
+		return n.publishCommits(ctx, c.Commits)
 	}
-	// A commit whose version a writer outside the cluster took was voided while
-	// publishing: for its proposer that is a lost race, as with put-if-absent.
-	for _, cm := range c.Commits {
-		if latest, _ := n.fsm.known(cm.Table); latest < cm.Version || n.fsm.hash(cm.Table, cm.Version) != cm.Hash {
+	return nil
+}
+
+// publishCommits publishes the tables of ratified commits, each up to and including its
+// commit, and reports whether the commits made it: a commit whose version a writer outside
+// the cluster took is a lost race (ErrConflict), as with put-if-absent; one that could not
+// be published (or was undone because an earlier version could not be) fails. Tables
+// published before a failure stay published.
+func (n *Node) publishCommits(ctx context.Context, commits []Commit) error {
+	var tables []string
+	for _, cm := range commits {
+		if !slices.Contains(tables, cm.Table) {
+			tables = append(tables, cm.Table)
+		}
+	}
+	slices.Sort(tables)
+	for _, t := range tables {
+		if err := n.publishTable(ctx, t); err != nil {
+			return err
+		}
+	}
+	for _, cm := range commits {
+		state, latest := n.fsm.state(cm)
+		switch {
+		case state == statePublished:
+		case state == statePending && n.publishedUpTo(cm.Table) >= cm.Version:
+		case state == stateGone && latest >= cm.Version:
 			return fmt.Errorf("%w: %s version %d was taken outside the cluster", ErrConflict, cm.Table, cm.Version)
+		case state == stateGone:
+			return fmt.Errorf("cluster: %s version %d was undone: an earlier version could not be published", cm.Table, cm.Version)
+		default:
+			return fmt.Errorf("cluster: %s version %d is ratified but not published", cm.Table, cm.Version)
 		}
 	}
 	return nil
 }
 
-// publishPending writes every ratified, unpublished commit (after a leader change there
-// may be some from the old leader) and records that they are published; versions writers
-// outside the cluster took meanwhile are voided. n.publishMu is held.
-func (n *Node) publishPending(ctx context.Context) error {
-	pend := n.fsm.pending()
-	if len(pend) == 0 {
-		return nil
-	}
-	var done, void []Version
-	skip := map[string]bool{}
-	for _, c := range pend {
-		if skip[c.Table] || n.unrecorded[Version{c.Table, c.Version}] {
+// publishTable writes the table's ratified, unpublished commits in version order (after a
+// leader change some may be an old leader's). A version a writer outside the cluster took
+// meanwhile is voided with the versions after it; a version that cannot be written is
+// undone with the versions after it (none of them was acknowledged: a commit is answered
+// only once published).
+func (n *Node) publishTable(ctx context.Context, table string) error {
+	mu := n.tableLock(table)
+	mu.Lock()
+	defer mu.Unlock()
+	done := n.publishedUpTo(table)
+	for _, c := range n.fsm.pending(table) {
+		if c.Version <= done {
 			continue
 		}
-		err := n.cfg.Publish(ctx, c)
+		err := n.publish(ctx, c)
 		switch {
 		case err == nil:
-			done = append(done, Version{c.Table, c.Version})
+			n.markPublished(table, c.Version)
+			continue
 		case errors.Is(err, ErrTakenOutside):
-			void = append(void, Version{c.Table, c.Version})
-			skip[c.Table] = true // later versions of the table go with it
-		default:
-			return fmt.Errorf("cluster: publishing %s version %d: %w", c.Table, c.Version, err)
+			if verr := n.applyCommand(command{Op: "void", Versions: []Version{{table, c.Version}}}); verr != nil {
+				return fmt.Errorf("cluster: voiding %s version %d, taken outside the cluster: %w", table, c.Version, verr)
+			}
+			return nil
+		}
+		if uerr := n.applyCommand(command{Op: "unratify", Commits: []Commit{c}}); uerr != nil {
+			n.log.Error("cluster: undoing commits that could not be published; they will be published later", "table", table, "version", c.Version, "err", uerr)
+		}
+		return fmt.Errorf("cluster: publishing %s version %d: %w", table, c.Version, err)
+	}
+	n.recordIfMany()
+	return nil
+}
+
+// applyCommand runs a command of the leader's own through Raft.
+func (n *Node) applyCommand(c command) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return n.raft.Apply(b, 10*time.Second).Error()
+}
+
+func (n *Node) tableLock(table string) *sync.Mutex {
+	n.locksMu.Lock()
+	defer n.locksMu.Unlock()
+	mu := n.locks[table]
+	if mu == nil {
+		mu = &sync.Mutex{}
+		n.locks[table] = mu
+	}
+	return mu
+}
+
+// publishedUpTo is the highest version of table this leader published, or -1.
+func (n *Node) publishedUpTo(table string) int64 {
+	n.pubMu.Lock()
+	defer n.pubMu.Unlock()
+	if v, ok := n.published[table]; ok {
+		return v
+	}
+	return -1
+}
+
+func (n *Node) markPublished(table string, v int64) {
+	n.pubMu.Lock()
+	defer n.pubMu.Unlock()
+	n.published[table] = max(n.published[table], v)
+	if u, ok := n.unrecorded[table]; !ok || u < v {
+		n.unrecorded[table] = v
+	}
+}
+
+// takeUnrecorded hands the published versions the state does not know of yet to a command
+// that records them.
+func (n *Node) takeUnrecorded() []Version {
+	n.pubMu.Lock()
+	defer n.pubMu.Unlock()
+	var out []Version
+	for t, v := range n.unrecorded {
+		out = append(out, Version{t, v})
+	}
+	clear(n.unrecorded)
+	return out
+}
+
+// putBackUnrecorded returns versions whose recording command failed.
+func (n *Node) putBackUnrecorded(vs []Version) {
+	n.pubMu.Lock()
+	defer n.pubMu.Unlock()
+	for _, v := range vs {
+		if u, ok := n.unrecorded[v.Table]; !ok || u < v.Version {
+			n.unrecorded[v.Table] = v.Version
 		}
 	}
-	for _, v := range done {
-		n.unrecorded[v] = true
+}
+
+// recordIfMany records published versions in a command of their own when ratify commands
+// have not carried them for a while (many tables written once each), so the state does not
+// keep their bytes.
+func (n *Node) recordIfMany() {
+	n.pubMu.Lock()
+	many := len(n.unrecorded) >= 256
+	n.pubMu.Unlock()
+	if !many {
+		return
 	}
-	if len(n.unrecorded) < 256 {
-		done = nil // carried by the next ratify command instead
-	} else {
-		done = done[:0]
-		for v := range n.unrecorded {
-			done = append(done, v)
-		}
-		clear(n.unrecorded)
+	vs := n.takeUnrecorded()
+	if err := n.applyCommand(command{Op: "published", Versions: vs}); err != nil {
+		// The marker only lets the state drop the bytes; publishing again is harmless.
+		n.putBackUnrecorded(vs)
+		n.log.Warn("cluster: recording published commits", "err", err)
 	}
-	for _, cmd := range []command{{Op: "published", Versions: done}, {Op: "void", Versions: void}} {
-		if len(cmd.Versions) == 0 {
+}
+
+// publishAll publishes every table with ratified, unpublished commits.
+func (n *Node) publishAll(ctx context.Context) error {
+	var errs []error
+	seen := map[string]bool{}
+	for _, c := range n.fsm.pending("") {
+		if seen[c.Table] {
 			continue
 		}
-		b, err := json.Marshal(cmd)
-		if err != nil {
-			return err
-		}
-		err = n.raft.Apply(b, 10*time.Second).Error()
-		if err != nil && cmd.Op == "void" {
-			return fmt.Errorf("cluster: voiding versions taken outside the cluster: %w", err)
-		}
-		if err != nil {
-			// The marker only lets the state drop the bytes; publishing again is
-			// harmless, so failing to record it fails nothing.
-			n.log.Warn("cluster: recording published commits", "err", err)
+		seen[c.Table] = true
+		if err := n.publishTable(ctx, c.Table); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // watchLeadership publishes what an old leader ratified but did not publish, as soon as
@@ -438,10 +562,13 @@ func (n *Node) watchLeadership() {
 				n.log.Warn("cluster: new leader could not catch up", "err", err)
 				continue
 			}
-			n.publishMu.Lock()
-			clear(n.unrecorded) // from an earlier term: publishing again finds them written
-			err := n.publishPending(context.Background())
-			n.publishMu.Unlock()
+			n.pubMu.Lock()
+			// From an earlier term: what the state holds as pending is published again
+			// (an existing file with the same bytes is success).
+			clear(n.published)
+			clear(n.unrecorded)
+			n.pubMu.Unlock()
+			err := n.publishAll(context.Background())
 			if err != nil {
 				n.log.Error("cluster: new leader could not publish ratified commits", "err", err)
 			}
