@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lakehoused/lakehoused/storage"
@@ -75,6 +76,22 @@ type Catalog struct {
 
 	mu  sync.RWMutex
 	dbs map[string]*database // by lower-cased name
+
+	// Other nodes sharing the warehouse change the catalog too: stale says this node was
+	// told of a change it has not read yet; refreshMu lets one refresh run at a time.
+	stale     atomic.Bool
+	refreshMu sync.Mutex
+	// raw caches the entries as last read, by key: an entry whose size and modification
+	// time are unchanged in the listing is not read again. Used under refreshMu (or by Open).
+	raw map[string]rawEntry
+}
+
+type rawEntry struct {
+	info storage.ObjectInfo
+	data []byte
+	// settled: read when its modification time was over 2 s old, so a rewrite would have a
+	// later time even where stores keep whole seconds (S3).
+	settled bool
 }
 
 // Option adjusts a catalog.
@@ -83,6 +100,14 @@ type Option func(*options)
 type options struct {
 	wrap    func(storage.Store) storage.Store
 	dropped func(ctx context.Context, url string) error
+	changed func(ctx context.Context) error
+}
+
+// OnChange is called after each change this node makes to the catalog, to tell the other
+// nodes sharing the warehouse (they call MarkStale). Its failure fails nothing: the change
+// is durable, and a node that misses a name reads the catalog again before saying so.
+func OnChange(fn func(ctx context.Context) error) Option {
+	return func(o *options) { o.changed = fn }
 }
 
 // WrapTableStores has every table's store wrapped (the cluster ratifies commits through it).
@@ -103,48 +128,123 @@ func Open(ctx context.Context, warehouse storage.Store, openURL func(string) (st
 	for _, o := range opts {
 		o(&c.opts)
 	}
-	objs, err := warehouse.List(ctx, dbPrefix)
+	dbs, err := c.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.dbs = dbs
+	return c, nil
+}
+
+// load reads the catalog from the warehouse. A table whose entry is unchanged keeps its open
+// *Table (and the caches hung on it).
+func (c *Catalog) load(ctx context.Context) (map[string]*database, error) {
+	c.mu.RLock()
+	old := map[string]*Table{}
+	for _, d := range c.dbs {
+		for _, t := range d.tables {
+			old[tableKey(t.Entry.Database, t.Entry.Name)] = t
+		}
+	}
+	c.mu.RUnlock()
+	dbs := map[string]*database{}
+	objs, err := c.warehouse.List(ctx, dbPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: list databases: %w", err)
 	}
+	raw := map[string]rawEntry{}
 	for _, o := range objs {
 		var e databaseEntry
-		if err := c.readJSON(ctx, o.Key, &e); err != nil {
+		if err := c.readEntry(ctx, o, raw, &e); err != nil {
+			if errors.Is(err, storage.ErrNotExist) {
+				continue // dropped since the listing
+			}
 			return nil, err
 		}
-		c.dbs[strings.ToLower(e.Name)] = &database{entry: e, tables: map[string]*Table{}}
+		dbs[strings.ToLower(e.Name)] = &database{entry: e, tables: map[string]*Table{}}
 	}
-	objs, err = warehouse.List(ctx, tablePrefix)
+	objs, err = c.warehouse.List(ctx, tablePrefix)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: list tables: %w", err)
 	}
 	for _, o := range objs {
 		var e TableEntry
-		if err := c.readJSON(ctx, o.Key, &e); err != nil {
+		if err := c.readEntry(ctx, o, raw, &e); err != nil {
+			if errors.Is(err, storage.ErrNotExist) {
+				continue
+			}
 			return nil, err
 		}
-		db, ok := c.dbs[strings.ToLower(e.Database)]
+		db, ok := dbs[strings.ToLower(e.Database)]
 		if !ok {
 			continue // left behind by an interrupted DROP DATABASE
 		}
-		t, err := c.openTable(e)
-		if err != nil {
-			return nil, err
+		t := old[o.Key]
+		if t == nil || t.Entry.Location != e.Location || t.Entry.Attached != e.Attached || t.Entry.ReadOnly != e.ReadOnly || t.Entry.Created != e.Created {
+			if t, err = c.openTable(e); err != nil {
+				return nil, err
+			}
 		}
 		db.tables[strings.ToLower(e.Name)] = t
 	}
-	return c, nil
+	c.raw = raw
+	return dbs, nil
 }
 
-func (c *Catalog) readJSON(ctx context.Context, key string, v any) error {
-	b, err := c.warehouse.Get(ctx, key)
-	if err != nil {
-		return fmt.Errorf("catalog: read %s: %w", key, err)
+// readEntry decodes the entry o lists, from the bytes read last time if it is unchanged,
+// and keeps its bytes in raw.
+func (c *Catalog) readEntry(ctx context.Context, o storage.ObjectInfo, raw map[string]rawEntry, v any) error {
+	r, ok := c.raw[o.Key]
+	if !ok || !r.settled || r.info.Size != o.Size || !r.info.ModTime.Equal(o.ModTime) {
+		settled := time.Since(o.ModTime) > 2*time.Second
+		b, err := c.warehouse.Get(ctx, o.Key)
+		if err != nil {
+			return fmt.Errorf("catalog: read %s: %w", o.Key, err)
+		}
+		r = rawEntry{info: o, data: b, settled: settled}
 	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("catalog: %s is corrupt: %w", key, err)
+	if err := json.Unmarshal(r.data, v); err != nil {
+		return fmt.Errorf("catalog: %s is corrupt: %w", o.Key, err)
 	}
+	raw[o.Key] = r
 	return nil
+}
+
+// MarkStale tells the catalog that another node changed it; the next lookup reads it again.
+func (c *Catalog) MarkStale() { c.stale.Store(true) }
+
+// Refresh reads the catalog again from the warehouse.
+func (c *Catalog) Refresh(ctx context.Context) error {
+	c.refreshMu.Lock()
+	defer c.refreshMu.Unlock()
+	c.stale.Store(false)
+	dbs, err := c.load(ctx)
+	if err != nil {
+		c.stale.Store(true)
+		return err
+	}
+	c.mu.Lock()
+	c.dbs = dbs
+	c.mu.Unlock()
+	return nil
+}
+
+// fresh refreshes a catalog marked stale, or (miss) one that lacks a name a lookup wanted:
+// another node may have just made it. A refresh that fails leaves the current view.
+func (c *Catalog) fresh(miss bool) {
+	if !miss && !c.stale.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = c.Refresh(ctx)
+}
+
+// changed tells the other nodes of a change.
+func (c *Catalog) changed(ctx context.Context) {
+	if c.opts.changed != nil {
+		_ = c.opts.changed(ctx)
+	}
 }
 
 func (c *Catalog) openTable(e TableEntry) (*Table, error) {
@@ -190,6 +290,7 @@ func (d *database) table(db, name string) (*Table, error) {
 
 // Databases returns the database names, sorted.
 func (c *Catalog) Databases() []string {
+	c.fresh(false)
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	names := make([]string, 0, len(c.dbs))
@@ -202,13 +303,19 @@ func (c *Catalog) Databases() []string {
 
 // Database returns the database's canonical name.
 func (c *Catalog) Database(name string) (string, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	d, ok := c.dbs[strings.ToLower(name)]
-	if !ok {
-		return "", false
+	c.fresh(false)
+	for miss := false; ; miss = true {
+		c.mu.RLock()
+		d, ok := c.dbs[strings.ToLower(name)]
+		c.mu.RUnlock()
+		if ok {
+			return d.entry.Name, true
+		}
+		if miss {
+			return "", false
+		}
+		c.fresh(true)
 	}
-	return d.entry.Name, true
 }
 
 // CreateDatabase records a new, empty database.
@@ -224,6 +331,7 @@ func (c *Catalog) CreateDatabase(ctx context.Context, name string) error {
 		return fmt.Errorf("catalog: create database %s: %w", name, err)
 	}
 	c.dbs[strings.ToLower(name)] = &database{entry: e, tables: map[string]*Table{}}
+	c.changed(ctx)
 	return nil
 }
 
@@ -245,11 +353,13 @@ func (c *Catalog) DropDatabase(ctx context.Context, name string) error {
 		return fmt.Errorf("catalog: drop database %s: %w", name, err)
 	}
 	delete(c.dbs, strings.ToLower(name))
+	c.changed(ctx)
 	return nil
 }
 
 // Tables returns the database's tables sorted by name.
 func (c *Catalog) Tables(db string) ([]*Table, error) {
+	c.fresh(false)
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	d, err := c.dbLocked(db)
@@ -266,17 +376,23 @@ func (c *Catalog) Tables(db string) ([]*Table, error) {
 
 // Table returns one table.
 func (c *Catalog) Table(db, name string) (*Table, error) {
+	c.fresh(false)
+	t, err := c.table(db, name)
+	if err != nil {
+		c.fresh(true)
+		t, err = c.table(db, name)
+	}
+	return t, err
+}
+
+func (c *Catalog) table(db, name string) (*Table, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	d, err := c.dbLocked(db)
 	if err != nil {
 		return nil, err
 	}
-	t, err := d.table(db, name)
-	if err != nil {
-		return nil, err
-	}
-	return t, nil
+	return d.table(db, name)
 }
 
 // CreateTable registers a managed table and runs create (which writes version 0 of its log)
@@ -318,6 +434,7 @@ func (c *Catalog) addTable(ctx context.Context, db, name, location string, readO
 		return nil, err
 	}
 	d.tables[strings.ToLower(name)] = t
+	c.changed(ctx)
 	return t, nil
 }
 
@@ -398,6 +515,7 @@ func (c *Catalog) DropTable(ctx context.Context, db, name string) error {
 	if err != nil {
 		return err
 	}
+	defer c.changed(ctx)
 	return c.dropTableLocked(ctx, d, t)
 }
 
@@ -462,5 +580,6 @@ func (c *Catalog) RenameTable(ctx context.Context, db, oldName, newDB, newName s
 	}
 	delete(d.tables, strings.ToLower(oldName))
 	nd.tables[strings.ToLower(newName)] = &Table{Entry: e, Store: t.Store, Log: t.Log}
+	c.changed(ctx)
 	return nil
 }

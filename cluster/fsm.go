@@ -27,7 +27,8 @@ type Commit struct {
 }
 
 type command struct {
-	// ratify: take Commits (after marking Versions published). published: Versions are
+	// ratify: take Commits (after marking Versions published). catalog: a node changed
+	// the catalog (tell every node). published: Versions are
 	// written, drop their bytes. void:
 	// Versions were taken in storage by writers outside the cluster before they could be
 	// published; they are no longer ours. unratify: Commits could not be published and
@@ -64,9 +65,12 @@ type ratifyResult struct {
 type fsm struct {
 	mu     sync.RWMutex
 	tables map[string]*tableState
+	// onCatalog is told of catalog changes (it must not block: it marks the node's
+	// catalog stale).
+	onCatalog func()
 }
 
-func newFSM() *fsm { return &fsm{tables: map[string]*tableState{}} }
+func newFSM(onCatalog func()) *fsm { return &fsm{tables: map[string]*tableState{}, onCatalog: onCatalog} }
 
 func (f *fsm) Apply(l *raft.Log) any {
 	var c command
@@ -107,6 +111,12 @@ func (f *fsm) Apply(l *raft.Log) any {
 			}
 			f.dropFrom(st, cm.Version)
 			st.Latest = cm.Version - 1
+		}
+		return nil
+	case "catalog":
+		// A node changed the catalog in the warehouse: every node reads it again.
+		if f.onCatalog != nil {
+			f.onCatalog()
 		}
 		return nil
 	case "forget":

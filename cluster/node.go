@@ -75,6 +75,9 @@ type Config struct {
 	// the leader's Node.Apply; nil sends it over the network (with the node's own
 	// listener) or, with a Transport given, fails with ErrNotLeader.
 	Forward func(ctx context.Context, leaderID, leaderAddr string, cmd []byte) error
+	// OnCatalogChange is called (on every node, in log order) when a node says it changed
+	// the catalog; it must not block.
+	OnCatalogChange func()
 	// Timeouts for tests; zero values take Raft's defaults (1 s heartbeat and election).
 	HeartbeatTimeout, ElectionTimeout time.Duration
 	// SnapshotThreshold is the number of log entries between snapshots. Default 8192.
@@ -153,7 +156,7 @@ func Open(cfg Config) (*Node, error) {
 	if cfg.JoinTimeout <= 0 {
 		cfg.JoinTimeout = time.Minute
 	}
-	n := &Node{cfg: cfg, fsm: newFSM(), bolt: bolt, log: log, stop: make(chan struct{}), ready: make(chan struct{}),
+	n := &Node{cfg: cfg, fsm: newFSM(cfg.OnCatalogChange), bolt: bolt, log: log, stop: make(chan struct{}), ready: make(chan struct{}),
 		locks: map[string]*sync.Mutex{}, published: map[string]int64{}, unrecorded: map[string]int64{}}
 	n.trans = cfg.Transport
 	if n.trans == nil {
@@ -289,6 +292,15 @@ func (n *Node) Ratify(ctx context.Context, commits []Commit) error {
 // the same folder starts from version 0).
 func (n *Node) Forget(ctx context.Context, tables ...string) error {
 	b, err := json.Marshal(command{Op: "forget", Tables: tables})
+	if err != nil {
+		return err
+	}
+	return n.submit(ctx, b)
+}
+
+// CatalogChanged tells every node that this one changed the catalog in the warehouse.
+func (n *Node) CatalogChanged(ctx context.Context) error {
+	b, err := json.Marshal(command{Op: "catalog"})
 	if err != nil {
 		return err
 	}

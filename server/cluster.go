@@ -2,25 +2,62 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/lakehoused/lakehoused/catalog"
 	"github.com/lakehoused/lakehoused/cluster"
 	"github.com/lakehoused/lakehoused/storage"
 )
 
-// raftNode is the server's member of its cluster (with Config.RaftAddr): alone, it is a
-// cluster of one that bootstrapped itself. A nil *raftNode is no cluster.
+// raftNode is the server's member of its cluster: alone, a cluster of one that
+// bootstrapped itself; with Config.Join, one of several sharing the warehouse. A nil
+// *raftNode is no cluster (RaftAddr "off").
 type raftNode struct {
 	*cluster.Node
 	stores sync.Map // table URL → the table's own (unwrapped) store, for publishing
+	// catalog is set once the catalog is open; catalog changes other nodes announce mark
+	// it stale.
+	catalog atomic.Pointer[catalog.Catalog]
 }
 
-// startNode opens the Raft coordinator in <data-dir>/raft and waits until it leads (a
-// cluster of one elects itself within two timeouts).
-func startNode(ctx context.Context, cfg Config, opener storage.Opener) (*raftNode, error) {
+// clusterMarker is the warehouse's identity: every node of a cluster must read the same one,
+// which proves that they share the warehouse (the same local path on two machines is two
+// warehouses).
+const clusterMarker = "_lakehouse/cluster.json"
+
+// warehouseIdentity reads the warehouse's marker, creating it on first use.
+func warehouseIdentity(ctx context.Context, wh storage.Store) (string, error) {
+	b, _ := json.Marshal(map[string]string{"warehouse_id": uuid.NewString()})
+	err := wh.PutIfAbsent(ctx, clusterMarker, b)
+	if err != nil && !errors.Is(err, storage.ErrExist) {
+		return "", fmt.Errorf("server: writing the warehouse marker %s: %w", clusterMarker, err)
+	}
+	b, err = wh.Get(ctx, clusterMarker)
+	if err != nil {
+		return "", fmt.Errorf("server: reading the warehouse marker %s: %w", clusterMarker, err)
+	}
+	var m struct {
+		ID string `json:"warehouse_id"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil || m.ID == "" {
+		return "", fmt.Errorf("server: the warehouse marker %s is damaged (%v); it holds {\"warehouse_id\": \"…\"}", clusterMarker, err)
+	}
+	return m.ID, nil
+}
+
+// startNode opens the Raft coordinator in <data-dir>/raft: a first start joins the nodes in
+// Config.Join (or bootstraps with them) or, without any, bootstraps a cluster of one; a
+// restart recovers from its log. It returns once the cluster has a leader.
+func startNode(ctx context.Context, cfg Config, warehouse storage.Store, opener storage.Opener) (*raftNode, error) {
 	rn := &raftNode{}
 	open := func(_ context.Context, url string) (storage.Store, error) {
 		if s, ok := rn.stores.Load(url); ok {
@@ -28,13 +65,24 @@ func startNode(ctx context.Context, cfg Config, opener storage.Opener) (*raftNod
 		}
 		return opener.Open(url)
 	}
+	identity, err := warehouseIdentity(ctx, warehouse)
+	if err != nil {
+		return nil, err
+	}
 	n, err := cluster.Open(cluster.Config{
-		ID: cfg.NodeID, Dir: filepath.Join(cfg.DataDir, "raft"), Addr: cfg.RaftAddr, Bootstrap: true,
+		ID: cfg.NodeID, Dir: filepath.Join(cfg.DataDir, "raft"), Addr: cfg.RaftAddr,
+		Bootstrap: len(cfg.Join) == 0, Join: cfg.Join, BootstrapExpect: cfg.BootstrapExpect, JoinTimeout: cfg.JoinTimeout,
+		Identity:         identity,
 		HeartbeatTimeout: cfg.RaftTimeout, ElectionTimeout: cfg.RaftTimeout,
 		Publish: cluster.PublishTo(open), Logger: cfg.Logger,
+		OnCatalogChange: func() {
+			if c := rn.catalog.Load(); c != nil {
+				c.MarkStale()
+			}
+		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("server: %w (is another lakehoused using %s? use --raft-addr)", err, cfg.RaftAddr)
+		return nil, fmt.Errorf("server: %w", err)
 	}
 	rn.Node = n
 	wait, cancel := context.WithTimeout(ctx, 10*time.Second+4*cfg.RaftTimeout)
@@ -63,4 +111,90 @@ func (rn *raftNode) Shutdown() {
 func (rn *raftNode) dropped(ctx context.Context, url string) error {
 	rn.stores.Delete(url)
 	return rn.Forget(ctx, url)
+}
+
+// catalogChanged tells the other nodes to read the catalog again.
+func (rn *raftNode) catalogChanged(ctx context.Context) error {
+	return rn.CatalogChanged(ctx)
+}
+
+// IsLeader reports whether this node leads its cluster.
+func (s *Server) IsLeader() bool { return s.node != nil && s.node.IsLeader() }
+
+// clusterNode is one row of /api/cluster/nodes and lake_cluster_nodes().
+type clusterNode struct {
+	ID           string     `json:"id"`
+	Address      string     `json:"address"`
+	Role         string     `json:"role"` // voter, nonvoter
+	Leader       bool       `json:"leader"`
+	Reachable    bool       `json:"reachable"`
+	State        string     `json:"state,omitempty"`
+	LastContact  *time.Time `json:"last_contact,omitempty"`
+	AppliedIndex *uint64    `json:"applied_index,omitempty"`
+}
+
+// nodes lists the cluster's members, each asked for its status.
+func (rn *raftNode) nodes(ctx context.Context) ([]clusterNode, error) {
+	members, err := rn.Members(ctx, time.Second)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]clusterNode, len(members))
+	for i, m := range members {
+		cn := clusterNode{ID: m.ID, Address: m.Addr, Role: "nonvoter", Leader: m.Leader}
+		if m.Voter {
+			cn.Role = "voter"
+		}
+		if st := m.Status; st != nil {
+			cn.Reachable, cn.State = true, st.State
+			applied := st.Applied
+			cn.AppliedIndex = &applied
+			if !st.LastContact.IsZero() {
+				lc := st.LastContact.UTC()
+				cn.LastContact = &lc
+			}
+		}
+		out[i] = cn
+	}
+	return out, nil
+}
+
+// clusterRoutes serves the cluster's state over HTTP.
+func (s *Server) clusterRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/cluster/nodes", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if s.node == nil {
+			w.WriteHeader(http.StatusNotFound)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": "this node runs without the Raft coordinator (--raft-addr off)"})
+			return
+		}
+		nodes, err := s.node.nodes(r.Context())
+		if err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"nodes": nodes})
+	})
+	// /readyz: 200 once the node can serve, that is it knows a leader and has applied what
+	// it knows to be committed; 503 with the reason otherwise. /healthz only says the
+	// process is up.
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		status := map[string]any{"status": "ready"}
+		if s.node != nil {
+			st := s.node.Status()
+			status["node"], status["leader"], status["applied_index"] = st.ID, st.Leader, st.Applied
+			switch {
+			case st.Leader == "":
+				status["status"], status["reason"] = "not ready", "no leader is known: the cluster may have lost its quorum"
+			case st.Applied < st.Commit:
+				status["status"], status["reason"] = "not ready", fmt.Sprintf("catching up: applied %d of %d", st.Applied, st.Commit)
+			}
+		}
+		if status["status"] != "ready" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(status)
+	})
 }

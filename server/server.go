@@ -51,12 +51,19 @@ type Config struct {
 	// NodeID names this node in its cluster; it must not change across restarts. Default
 	// "node1".
 	NodeID string
-	// RaftAddr is where the node's Raft coordinator listens ("127.0.0.1:0" picks a free
-	// port). With it, every table commit is ratified by the coordinator (a single node is
-	// a cluster of one). Default "" (off): commits go straight to storage. The cluster
-	// issue makes it the default once its commit latency is back within target.
+	// RaftAddr is where the node's Raft coordinator listens, for Raft and for the other
+	// nodes' requests; every table commit is ratified by the coordinator (a single node is
+	// a cluster of one). Default "127.0.0.1:0" (a free port; the command line's default is
+	// 127.0.0.1:7307). "off" commits straight to storage: only for measuring what the
+	// coordinator costs, never with other nodes.
 	RaftAddr string
-	// RaftTimeout is Raft's heartbeat and election timeout. Default 1s; tests shorten it.
+	// Join lists Raft addresses of nodes to join on first start. With BootstrapExpect N,
+	// nodes that find no cluster there bootstrap one together once N have met. Every node
+	// must share the warehouse. JoinTimeout bounds the joining (default 60s).
+	Join            []string
+	BootstrapExpect int
+	JoinTimeout     time.Duration
+	// RaftTimeout is Raft's heartbeat and election timeout. Default 500ms; tests shorten it.
 	RaftTimeout time.Duration
 	// MySQLAddr is the MySQL protocol listen address. Default "127.0.0.1:3307".
 	MySQLAddr string
@@ -86,7 +93,10 @@ func (c *Config) defaults() {
 		c.NodeID = "node1"
 	}
 	if c.RaftTimeout == 0 {
-		c.RaftTimeout = time.Second
+		c.RaftTimeout = 500 * time.Millisecond
+	}
+	if c.RaftAddr == "" {
+		c.RaftAddr = "127.0.0.1:0"
 	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = "127.0.0.1:8307"
@@ -155,17 +165,22 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	var node *raftNode
 	var catOpts []catalog.Option
-	if cfg.RaftAddr != "" && cfg.RaftAddr != "off" {
-		node, err = startNode(ctx, cfg, opener)
+	if cfg.RaftAddr != "off" {
+		node, err = startNode(ctx, cfg, store, opener)
 		if err != nil {
 			return nil, err
 		}
-		catOpts = append(catOpts, catalog.WrapTableStores(node.wrap), catalog.OnDropped(node.dropped))
+		catOpts = append(catOpts, catalog.WrapTableStores(node.wrap), catalog.OnDropped(node.dropped), catalog.OnChange(node.catalogChanged))
+	} else if len(cfg.Join) > 0 {
+		return nil, errors.New("server: --join needs the Raft coordinator; give --raft-addr an address")
 	}
 	cat, err := catalog.Open(ctx, store, opener.Open, catOpts...)
 	if err != nil {
 		node.Shutdown()
 		return nil, fmt.Errorf("server: open catalog: %w", err)
+	}
+	if node != nil {
+		node.catalog.Store(cat)
 	}
 	txlog.Version = cfg.Version
 	committer := txlog.NewStorageCommitter()
@@ -279,6 +294,7 @@ func (s *Server) routes() http.Handler {
 			fmt.Fprintf(w, "# TYPE %s counter\n%s %d\n", k, k, m[k])
 		}
 	})
+	s.clusterRoutes(mux)
 	ml := &mlflowAPI{s: s}
 	ml.routes(mux)
 	(&scoreboard{m: ml}).routes(mux)

@@ -70,7 +70,8 @@ type daemon struct {
 
 func startDaemon(t *testing.T, bin, dir, addr string) *daemon {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--mysql-addr", addr, "--http-addr", "off", "--log-level", "warn")
+	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--mysql-addr", addr, "--http-addr", "off", "--log-level", "warn",
+		"--raft-addr", "127.0.0.1:0", "--raft-timeout", "100ms")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -43,14 +43,6 @@ func startS3Node(t *testing.T) *node {
 	})
 }
 
-// startRaftNode starts a node whose commits are ratified by its Raft coordinator.
-func startRaftNode(t *testing.T) *node {
-	t.Helper()
-	return startNodeWith(t, "", func(c *server.Config) {
-		c.RaftAddr, c.RaftTimeout = "127.0.0.1:0", 100*time.Millisecond
-	})
-}
-
 // warehouse is the URL the node's tables live under.
 func (n *node) warehouse() string {
 	if n.wh != "" {
@@ -70,6 +62,7 @@ func startNodeWith(t *testing.T, dir string, configure func(*server.Config)) *no
 	}
 	cfg := server.Config{
 		DataDir: dir, MySQLAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", ShutdownGrace: time.Second, Version: "test", Logger: log,
+		RaftTimeout: 100 * time.Millisecond, // a cluster of one elects itself sooner
 	}
 	if configure != nil {
 		configure(&cfg)

@@ -46,7 +46,8 @@ func TestDaemonLifecycle(t *testing.T) {
 	dir := t.TempDir()
 	mysqlAddr, httpAddr := freePort(t), freePort(t)
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "LAKEHOUSED_DATA_DIR="+dir, "LAKEHOUSED_MYSQL_ADDR="+mysqlAddr, "LAKEHOUSED_HTTP_ADDR="+httpAddr)
+	cmd.Env = append(os.Environ(), "LAKEHOUSED_DATA_DIR="+dir, "LAKEHOUSED_MYSQL_ADDR="+mysqlAddr, "LAKEHOUSED_HTTP_ADDR="+httpAddr,
+		"LAKEHOUSED_RAFT_ADDR=127.0.0.1:0")
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {

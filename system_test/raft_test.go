@@ -2,19 +2,15 @@ package system_test
 
 import (
 	"testing"
-	"time"
-
-	"github.com/lakehoused/lakehoused/server"
 )
 
-// TestRaftNodeRestart: a node whose commits go through its Raft coordinator restarts from
+// TestRaftNodeRestart: a node (whose commits go through its Raft coordinator) restarts from
 // its data dir (Raft state included) with every acknowledged row, takes new commits, and a
 // dropped table's name (and folder) can be used again.
 func TestRaftNodeRestart(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	raft := func(c *server.Config) { c.RaftAddr, c.RaftTimeout = "127.0.0.1:0", 100*time.Millisecond }
-	n := startNodeWith(t, dir, raft)
+	n := startNode(t, dir)
 	c := n.conn("")
 	for _, q := range []string{"CREATE DATABASE d", "CREATE TABLE d.t (id INT PRIMARY KEY, s VARCHAR(10))",
 		"INSERT INTO d.t VALUES (1, 'a')", "INSERT INTO d.t VALUES (2, 'b')", "UPDATE d.t SET s = 'z' WHERE id = 1",
@@ -24,7 +20,7 @@ func TestRaftNodeRestart(t *testing.T) {
 	c.Close()
 	n.stop()
 
-	n = startNodeWith(t, dir, raft)
+	n = startNode(t, dir)
 	c = n.conn("")
 	expectRows(t, c, "SELECT id, s FROM d.t ORDER BY id", "1\tz", "2\tb")
 	mustExec(t, c, "INSERT INTO d.t VALUES (3, 'c')")

@@ -59,7 +59,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 type serveOptions struct {
 	dataDir, warehouse, mysqlAddr, httpAddr, logLevel string
-	nodeID, raftAddr                                  string
+	nodeID, raftAddr, join                            string
+	bootstrapExpect                                   int
+	raftTimeout, joinTimeout                          time.Duration
 	s3Endpoint, s3Region                              string
 	s3VirtualHost, allowPrivateHTTP                   bool
 	importDirs                                        stringList
@@ -94,8 +96,12 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
 	str(&o.httpAddr, "http-addr", "LAKEHOUSED_HTTP_ADDR", "127.0.0.1:8307",
 		"host:port of the HTTP endpoint (/healthz); 'off' disables it")
 	str(&o.nodeID, "node-id", "LAKEHOUSED_NODE_ID", "node1", "this node's name in its cluster; keep it across restarts")
-	str(&o.raftAddr, "raft-addr", "LAKEHOUSED_RAFT_ADDR", "off",
-		"host:port of the Raft coordinator that ratifies every commit (a single node is a cluster of one); 'off' commits straight to storage (experimental until the cluster work lands)")
+	str(&o.raftAddr, "raft-addr", "LAKEHOUSED_RAFT_ADDR", "127.0.0.1:7307",
+		"host:port of the Raft coordinator that ratifies every commit (a single node is a cluster of one); other nodes reach this node there")
+	str(&o.join, "join", "LAKEHOUSED_JOIN", "", "comma-separated Raft addresses of cluster members to join on first start (every node must share --warehouse)")
+	fs.IntVar(&o.bootstrapExpect, "bootstrap-expect", 0, "with --join: if no cluster answers, bootstrap one together once this many nodes (this one included) have met")
+	fs.DurationVar(&o.joinTimeout, "join-timeout", time.Minute, "how long --join keeps trying before giving up")
+	fs.DurationVar(&o.raftTimeout, "raft-timeout", 500*time.Millisecond, "Raft heartbeat and election timeout")
 	str(&o.logLevel, "log-level", "LAKEHOUSED_LOG_LEVEL", "info", "debug, info, warn or error")
 	fs.DurationVar(&o.grace, "shutdown-grace", 10*time.Second,
 		"on SIGINT/SIGTERM, how long to wait for clients before closing their connections")
@@ -104,6 +110,17 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
 		fs.PrintDefaults()
 	}
 	return fs, o
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // stringList is a repeatable string flag.
@@ -140,7 +157,8 @@ func serve(args []string, stderr io.Writer) int {
 	defer stop()
 	srv, err := server.Start(ctx, server.Config{
 		DataDir: o.dataDir, Warehouse: o.warehouse, MySQLAddr: o.mysqlAddr, HTTPAddr: o.httpAddr,
-		NodeID: o.nodeID, RaftAddr: o.raftAddr,
+		NodeID: o.nodeID, RaftAddr: o.raftAddr, Join: splitList(o.join), BootstrapExpect: o.bootstrapExpect,
+		JoinTimeout: o.joinTimeout, RaftTimeout: o.raftTimeout,
 		S3:           storage.S3Config{Endpoint: o.s3Endpoint, Region: o.s3Region, VirtualHost: o.s3VirtualHost},
 		S3CacheBytes: cacheBytes(o.s3CacheMB),
 		ImportDirs:   o.importDirs, AllowPrivateHTTP: o.allowPrivateHTTP,
