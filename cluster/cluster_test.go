@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -466,4 +467,89 @@ func TestUnpublishedCommitIsUndone(t *testing.T) {
 		t.Fatalf("%d files, want 1", n)
 	}
 	c.waitSame()
+}
+
+// TestAtomicCommitsAcrossTables: transactions over two tables, from every node at once, are
+// ratified together or not at all: version k of one table and version k of the other come
+// from the same transaction. A transaction whose other table fails commits nothing.
+func TestAtomicCommitsAcrossTables(t *testing.T) {
+	c := newCluster(t, 3)
+	a, b := c.shared, storage.NewMem("mem://other-table")
+	c.others.Store(b.URL(), b)
+	create(t, c.nodes[0], a)
+	create(t, c.nodes[0], b)
+	ctx := context.Background()
+	transfer := func(n *Node, id string) error {
+		actx, leave := n.Atomic(ctx, 2)
+		errs := make(chan error, 2)
+		for _, s := range []storage.Store{a, b} {
+			go func() {
+				log := txlog.NewLog(n.Wrap(s))
+				com := txlog.NewStorageCommitter()
+				com.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+				read, err := log.LatestVersion(actx)
+				if err == nil {
+					_, err = com.Commit(actx, log, read, []txlog.Action{add(id)})
+				}
+				leave(err)
+				errs <- err
+			}()
+		}
+		return errors.Join(<-errs, <-errs)
+	}
+	var wg sync.WaitGroup
+	var ok atomic.Int64
+	for i, n := range c.nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range 15 {
+				if transfer(n, fmt.Sprintf("t-%d-%d", i, k)) == nil {
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	// One side fails before proposing: the other side must not commit.
+	actx, leave := c.nodes[1].Atomic(ctx, 2)
+	go leave(errors.New("the data files could not be written"))
+	log := txlog.NewLog(c.nodes[1].Wrap(a))
+	read, _ := log.LatestVersion(ctx)
+	if _, err := txlog.NewStorageCommitter().Commit(actx, log, read, []txlog.Action{add("aborted")}); err == nil || !strings.Contains(err.Error(), "could not be written") {
+		t.Fatalf("the half of an aborted transaction: %v", err)
+	}
+
+	sa, err := txlog.NewLog(a).Snapshot(ctx, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := txlog.NewLog(b).Snapshot(ctx, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sa.Version != sb.Version || sa.Version != ok.Load() {
+		t.Fatalf("%d transactions acknowledged; the tables are at versions %d and %d", ok.Load(), sa.Version, sb.Version)
+	}
+	ca, _ := txlog.NewLog(a).History(ctx, 0)
+	cb, _ := txlog.NewLog(b).History(ctx, 0)
+	added := func(c txlog.Commit) string {
+		for _, a := range c.Actions {
+			if a.Add != nil {
+				return a.Add.Path
+			}
+		}
+		return ""
+	}
+	if len(ca) != len(cb) {
+		t.Fatalf("histories of %d and %d versions", len(ca), len(cb))
+	}
+	for k := range ca {
+		if ca[k].Version != cb[k].Version || added(ca[k]) != added(cb[k]) {
+			t.Fatalf("version %d of one table and %d of the other come from different transactions (%q, %q)",
+				ca[k].Version, cb[k].Version, added(ca[k]), added(cb[k]))
+		}
+	}
+	t.Logf("%d two-table transactions from 3 nodes, each in one log entry", ok.Load())
 }

@@ -70,7 +70,9 @@ type fsm struct {
 	onCatalog func()
 }
 
-func newFSM(onCatalog func()) *fsm { return &fsm{tables: map[string]*tableState{}, onCatalog: onCatalog} }
+func newFSM(onCatalog func()) *fsm {
+	return &fsm{tables: map[string]*tableState{}, onCatalog: onCatalog}
+}
 
 func (f *fsm) Apply(l *raft.Log) any {
 	var c command

@@ -324,14 +324,7 @@ func (n *Node) ReadIndex(ctx context.Context) error {
 		}
 		idx = resp.Index
 	}
-	for wait := 100 * time.Microsecond; n.raft.AppliedIndex() < idx; wait = min(2*wait, 10*time.Millisecond) {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("cluster: waiting to apply index %d (at %d): %w", idx, n.raft.AppliedIndex(), ctx.Err())
-		case <-time.After(wait):
-		}
-	}
-	return nil
+	return n.waitApplied(ctx, idx)
 }
 
 func (n *Node) readIndexLocal() (uint64, error) {
@@ -343,4 +336,30 @@ func (n *Node) readIndexLocal() (uint64, error) {
 		return 0, err
 	}
 	return idx, nil
+}
+
+// CatchUp waits until this node has applied what it knows the leader has committed (no
+// round trip: the leader's commit index arrives with its heartbeats). It fails when no
+// leader is known.
+func (n *Node) CatchUp(ctx context.Context) error {
+	if n.IsLeader() {
+		return nil
+	}
+	if id, _ := n.Leader(); id == "" {
+		return ErrNotLeader
+	}
+	idx := n.raft.CommitIndex()
+	return n.waitApplied(ctx, idx)
+}
+
+// waitApplied waits until the state has applied log index idx.
+func (n *Node) waitApplied(ctx context.Context, idx uint64) error {
+	for wait := 100 * time.Microsecond; n.raft.AppliedIndex() < idx; wait = min(2*wait, 10*time.Millisecond) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: waiting to apply index %d (at %d): %w", idx, n.raft.AppliedIndex(), ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+	return nil
 }

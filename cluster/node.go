@@ -41,8 +41,26 @@ var ErrGap = errors.New("cluster: version out of order")
 // storage before it could be published.
 var ErrTakenOutside = errors.New("cluster: version taken outside the cluster")
 
-// ErrConflict is a commit whose version another commit already took.
+// ErrConflict is a commit whose version another commit already took. The error is a
+// *VersionTaken, which names the version.
 var ErrConflict = errors.New("cluster: version already ratified")
+
+// VersionTaken is a version another commit took: in the cluster, or (Outside) a writer
+// outside it, in storage.
+type VersionTaken struct {
+	Table   string `json:"table"`
+	Version int64  `json:"version"`
+	Outside bool   `json:"outside,omitempty"`
+}
+
+func (e *VersionTaken) Error() string {
+	if e.Outside {
+		return fmt.Sprintf("%v: %s version %d was taken outside the cluster", ErrConflict, e.Table, e.Version)
+	}
+	return fmt.Sprintf("%v: %s version %d", ErrConflict, e.Table, e.Version)
+}
+
+func (e *VersionTaken) Is(target error) bool { return target == ErrConflict }
 
 // Config configures a Node. Zero values take the defaults noted.
 type Config struct {
@@ -372,7 +390,7 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) error {
 	}
 	if res, ok := fut.Response().(*ratifyResult); ok && res != nil {
 		if res.Conflict != nil {
-			return fmt.Errorf("%w: %s version %d", ErrConflict, res.Conflict.Table, res.Conflict.Version)
+			return &VersionTaken{Table: res.Conflict.Table, Version: res.Conflict.Version}
 		}
 		if res.Err != nil {
 			return res.Err
@@ -416,7 +434,7 @@ func (n *Node) publishCommits(ctx context.Context, commits []Commit) error {
 		case state == statePublished:
 		case state == statePending && n.publishedUpTo(cm.Table) >= cm.Version:
 		case state == stateGone && latest >= cm.Version:
-			return fmt.Errorf("%w: %s version %d was taken outside the cluster", ErrConflict, cm.Table, cm.Version)
+			return &VersionTaken{Table: cm.Table, Version: cm.Version, Outside: true}
 		case state == stateGone:
 			return fmt.Errorf("cluster: %s version %d was undone: an earlier version could not be published", cm.Table, cm.Version)
 		default:

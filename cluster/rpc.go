@@ -147,10 +147,11 @@ type request struct {
 // response answers a request. Code classifies an error so the caller gets the same
 // sentinel errors as on the leader itself.
 type response struct {
-	Code   string      `json:"code,omitempty"`
-	Error  string      `json:"error,omitempty"`
-	Index  uint64      `json:"index,omitempty"`
-	Status *NodeStatus `json:"status,omitempty"`
+	Code   string        `json:"code,omitempty"`
+	Error  string        `json:"error,omitempty"`
+	Index  uint64        `json:"index,omitempty"`
+	Taken  *VersionTaken `json:"taken,omitempty"`
+	Status *NodeStatus   `json:"status,omitempty"`
 }
 
 var errCodes = []struct {
@@ -165,6 +166,10 @@ var errCodes = []struct {
 func encodeErr(err error) response {
 	if err == nil {
 		return response{}
+	}
+	var taken *VersionTaken
+	if errors.As(err, &taken) {
+		return response{Code: "conflict", Error: err.Error(), Taken: taken}
 	}
 	if retryable(err) && !errors.Is(err, raft.ErrLeadershipLost) {
 		return response{Code: "not_leader", Error: err.Error()}
@@ -190,6 +195,9 @@ func (e *remoteError) Unwrap() error { return e.is }
 func (r response) err() error {
 	if r.Code == "" {
 		return nil
+	}
+	if r.Taken != nil {
+		return r.Taken
 	}
 	for _, e := range errCodes {
 		if e.code == r.Code {

@@ -36,6 +36,19 @@ func (r *ratifiedStore) PutIfAbsent(ctx context.Context, key string, data []byte
 
 func (r *ratifiedStore) ratify(ctx context.Context, key string, v int64, data []byte) error {
 	table := r.Store.URL()
+	if b := batchFrom(ctx, r.n); b != nil {
+		// One of a transaction's tables: ratified with the others, all or none. Base is
+		// always given (a gap cannot be retried table by table).
+		latest, err := txlog.LatestListed(ctx, r.Store)
+		if err != nil {
+			return err
+		}
+		err = b.propose(ctx, Commit{Table: table, Version: v, Data: data, Base: latest, Hash: hashOf(data)})
+		if taken := (*VersionTaken)(nil); errors.As(err, &taken) {
+			r.awaitPublished(ctx, key) // this table lost its version: read the winner next
+		}
+		return err
+	}
 	// Base (what storage holds) is needed when the cluster has not seen the table, or when
 	// writers outside it have moved it on (the cluster then answers ErrGap).
 	base := int64(-1)

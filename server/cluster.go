@@ -15,6 +15,7 @@ import (
 
 	"github.com/lakehoused/lakehoused/catalog"
 	"github.com/lakehoused/lakehoused/cluster"
+	lakesql "github.com/lakehoused/lakehoused/sql"
 	"github.com/lakehoused/lakehoused/storage"
 )
 
@@ -197,4 +198,51 @@ func (s *Server) clusterRoutes(mux *http.ServeMux) {
 		}
 		_ = json.NewEncoder(w).Encode(status)
 	})
+}
+
+// sqlCluster is the node as the SQL surface sees it (lakesql.Cluster).
+type sqlCluster struct{ rn *raftNode }
+
+func (c sqlCluster) Join(ctx context.Context, id, addr string) error {
+	return c.rn.Admit(ctx, id, addr)
+}
+func (c sqlCluster) Remove(ctx context.Context, id string) error { return c.rn.Node.Remove(ctx, id) }
+
+func (c sqlCluster) Nodes(ctx context.Context) ([]lakesql.ClusterNode, error) {
+	nodes, err := c.rn.nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]lakesql.ClusterNode, len(nodes))
+	for i, n := range nodes {
+		out[i] = lakesql.ClusterNode{ID: n.ID, Address: n.Address, Role: n.Role, Leader: n.Leader, LastContact: n.LastContact, AppliedIndex: n.AppliedIndex}
+	}
+	return out, nil
+}
+
+// Sync: see lakesql.ReadConsistencies.
+func (c sqlCluster) Sync(ctx context.Context, level string) error {
+	switch level {
+	case "local":
+		return nil
+	case "linearizable":
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return c.rn.ReadIndex(ctx)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return c.rn.CatchUp(ctx)
+}
+
+// RaftAddr is where the node's coordinator listens ("" without one).
+func (s *Server) RaftAddr() string {
+	if s.node == nil {
+		return ""
+	}
+	return s.node.Addr()
+}
+
+func (c sqlCluster) Atomic(ctx context.Context, tables int) (context.Context, func(error)) {
+	return c.rn.Node.Atomic(ctx, tables)
 }

@@ -190,8 +190,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	jobs := &compaction.Jobs{}
 	auto := compaction.NewAuto(committer, jobs, log)
 	auto.Name = func(l *txlog.Log) string { return tableName(cat, l) }
+	var clu lakesql.Cluster
+	if node != nil {
+		clu = sqlCluster{node}
+	}
 	engine, err := lakesql.NewEngine(lakesql.Config{Catalog: cat, Committer: auto, OpenURL: opener.Open, Logger: log,
-		Resolver: resolver, DataDir: cfg.DataDir, CopySpillRows: cfg.CopySpillRows, Version: cfg.Version, Jobs: jobs})
+		Resolver: resolver, DataDir: cfg.DataDir, CopySpillRows: cfg.CopySpillRows, Version: cfg.Version, Jobs: jobs, Cluster: clu})
 	if err != nil {
 		node.Shutdown()
 		return nil, err

@@ -50,6 +50,8 @@ type Config struct {
 	CopySpillRows int
 	// Jobs registers maintenance jobs (shared with auto-compaction); default a new one.
 	Jobs *compaction.Jobs
+	// Cluster is the node's cluster; nil without the Raft coordinator.
+	Cluster Cluster
 }
 
 // Engine is the SQL engine over the warehouse.
@@ -117,6 +119,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	e.sqle = sqle.NewDefault(e.provider)
 	e.sqle.ProcessList = &progressList{ProcessList: e.sqle.ProcessList, jobs: e.jobs}
 	gms.SystemVariables.AddSystemVariables(maintenanceVariables())
+	gms.SystemVariables.AddSystemVariables(clusterVariables())
 	e.sqle.Analyzer.ExecBuilder = rowexec.NewOverrideBuilder(loadBuilder{e})
 	// GMS logs every query error at warning level through the global logrus logger; our
 	// own structured log reports what matters.

@@ -118,6 +118,7 @@ func tableFunctions(e *Engine) []gms.TableFunction {
 			{Name: "name", Type: types.LongText}, {Name: "kind", Type: types.LongText},
 			{Name: "url", Type: types.LongText}, {Name: "created", Type: types.DatetimeMaxPrecision},
 		}},
+		&tableFunc{engine: e, name: "lake_cluster_nodes", minArg: 0, maxArg: 0, run: lakeClusterNodes, schema: clusterNodesSchema},
 		&tableFunc{engine: e, name: "lake_properties", minArg: 1, maxArg: 1, run: lakeProperties, schema: gms.Schema{
 			{Name: "key", Type: types.LongText}, {Name: "value", Type: types.LongText}, {Name: "source", Type: types.LongText},
 		}},

@@ -65,8 +65,12 @@ func (e *Engine) groupFor(ct *catalog.Table) *groupCommitter {
 
 // groupCommit commits an insert-only w, possibly together with other transactions.
 func (e *Engine) groupCommit(ctx *gms.Context, w *tableWrites) error {
-	g := e.groupFor(w.table)
 	req := &groupRequest{ctx: ctx, w: w, done: make(chan error, 1), promote: make(chan struct{}, 1)}
+	if ctx.Value(atomicKey{}) != nil {
+		e.commitBatch([]*groupRequest{req})
+		return <-req.done
+	}
+	g := e.groupFor(w.table)
 	g.mu.Lock()
 	g.queue = append(g.queue, req)
 	if g.leading {

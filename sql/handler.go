@@ -64,6 +64,9 @@ func (h handler) ComQuery(ctx context.Context, c *mysql.Conn, query string, cb m
 	if err != nil {
 		return err
 	}
+	if err := h.e.syncReads(ctx, c.ConnectionID); err != nil {
+		return err
+	}
 	err = h.Handler.ComQuery(ctx, c, query, cb)
 	if h.needsDatabase(c, query, err) {
 		err = h.withScratchDatabase(c, func() error { return h.Handler.ComQuery(ctx, c, query, cb) })
@@ -99,7 +102,7 @@ func (h handler) withScratchDatabase(c *mysql.Conn, run func() error) error {
 
 // sourceFunctionCall finds calls of the table functions that need no current database: those
 // that read external data, and the lake_* ones, whose argument names the table in full.
-var sourceFunctionCall = regexp.MustCompile(`(?i)\b(read_(csv|json|parquet|delta)|mysql_query|postgres_query|lake_(history|files|properties|connections))\s*\(`)
+var sourceFunctionCall = regexp.MustCompile(`(?i)\b(read_(csv|json|parquet|delta)|mysql_query|postgres_query|lake_(history|files|properties|connections|cluster_nodes))\s*\(`)
 
 // beforeQuery refuses what must not reach the engine and wraps the result callback where
 // MySQL prints results differently; query starts with the statement about to run (also on
@@ -179,6 +182,9 @@ func (h handler) ComMultiQuery(ctx context.Context, c *mysql.Conn, query string,
 	if err != nil {
 		return "", err
 	}
+	if err := h.e.syncReads(ctx, c.ConnectionID); err != nil {
+		return "", err
+	}
 	rest, err := h.Handler.ComMultiQuery(ctx, c, query, cb)
 	if h.needsDatabase(c, query, err) {
 		err = h.withScratchDatabase(c, func() error {
@@ -199,6 +205,9 @@ func (h handler) ComPrepare(ctx context.Context, c *mysql.Conn, query string, p 
 }
 
 func (h handler) ComStmtExecute(ctx context.Context, c *mysql.Conn, p *mysql.PrepareData, cb func(*sqltypes.Result) error) error {
+	if err := h.e.syncReads(ctx, c.ConnectionID); err != nil {
+		return err
+	}
 	return mapError(h.Handler.ComStmtExecute(ctx, c, p, cb))
 }
 

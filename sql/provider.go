@@ -27,7 +27,7 @@ var (
 func newProvider(e *Engine) *Provider {
 	p := &Provider{engine: e, funcs: map[string]gms.TableFunction{}}
 	reg := gms.NewExternalStoredProcedureRegistry()
-	for _, d := range slices.Concat(procedures(e), maintenanceProcedures(e), copyProcedures(e), connectionProcedures(e), mlProcedures(e)) {
+	for _, d := range slices.Concat(procedures(e), maintenanceProcedures(e), copyProcedures(e), connectionProcedures(e), mlProcedures(e), clusterProcedures(e)) {
 		reg.Register(d)
 	}
 	p.procs = &reg

@@ -45,15 +45,25 @@ func (s *Session) StartTransaction(_ *gms.Context, c gms.TransactionCharacterist
 }
 
 // CommitTransaction writes the data files of every table the transaction changed and
-// commits each table's log. Until the cluster makes multi-table commits atomic, tables
-// commit one after another in first-write order; a failure part-way leaves earlier
-// tables committed, and the error says which.
+// commits each table's log. With the Raft coordinator (the default) the tables' commits
+// are ratified in one log entry, all or none. Without it (--raft-addr off), tables commit
+// one after another in first-write order; a failure part-way leaves earlier tables
+// committed, and the error says which.
 func (s *Session) CommitTransaction(ctx *gms.Context, tx gms.Transaction) error {
 	t, ok := tx.(*Transaction)
 	if !ok || t == nil {
 		return nil
 	}
 	defer t.reset()
+	var writes []*tableWrites
+	for _, w := range t.order {
+		if !w.empty() {
+			writes = append(writes, w)
+		}
+	}
+	if len(writes) > 1 && s.engine.cfg.Cluster != nil {
+		return s.engine.commitAtomically(ctx, writes)
+	}
 	var done []string
 	for _, w := range t.order {
 		if w.empty() {
