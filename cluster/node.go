@@ -359,7 +359,8 @@ func (n *Node) submit(ctx context.Context, cmd []byte) error {
 // changed before the outcome was known (the retry then finds its own commit ratified).
 func retryable(err error) bool {
 	return errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrEnqueueTimeout) ||
-		errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, ErrNotLeader)
+		errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, ErrNotLeader) ||
+		errors.Is(err, raft.ErrRaftShutdown) || errors.Is(err, ErrShutdown) || errors.Is(err, ErrUnreachable)
 }
 
 // Apply runs a command on the leader (this node's own, or one a follower forwarded) and,
@@ -384,7 +385,7 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) error {
 		}
 	}
 	fut := n.raft.Apply(cmd, 10*time.Second)
-	if err := fut.Error(); err != nil {
+	if err := n.await(fut); err != nil {
 		n.putBackUnrecorded(carried)
 		return err
 	}
@@ -478,13 +479,27 @@ func (n *Node) publishTable(ctx context.Context, table string) error {
 	return nil
 }
 
+// await waits for a future of the log. With BatchApplyCh, Raft buffers entries; one
+// still in the buffer when Raft shuts down is never answered, so shutting down answers
+// for it.
+func (n *Node) await(f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-n.stop:
+		return ErrShutdown
+	}
+}
+
 // applyCommand runs a command of the leader's own through Raft.
 func (n *Node) applyCommand(c command) error {
 	b, err := json.Marshal(c)
 	if err != nil {
 		return err
 	}
-	return n.raft.Apply(b, 10*time.Second).Error()
+	return n.await(n.raft.Apply(b, 10*time.Second))
 }
 
 func (n *Node) tableLock(table string) *sync.Mutex {
@@ -588,7 +603,7 @@ func (n *Node) watchLeadership() {
 				continue
 			}
 			// Wait for the entries of earlier terms to be applied first.
-			if err := n.raft.Barrier(10 * time.Second).Error(); err != nil {
+			if err := n.await(n.raft.Barrier(10 * time.Second)); err != nil {
 				n.log.Warn("cluster: new leader could not catch up", "err", err)
 				continue
 			}
