@@ -53,7 +53,7 @@ func CrossValidate(f *Frame, cfg Config, opt CVOptions) (*CVResult, error) {
 	if len(l.rows) < f.Rows() {
 		f = f.take(l.rows)
 	}
-	folds := assignFolds(l.y, rc.task == Classification, opt)
+	folds := assignFolds(len(l.rows), l.y, rc.task == Classification, opt)
 	res := &CVResult{Metric: PrimaryMetric(rc.task), Metrics: Metrics{}}
 	for k := range opt.Folds {
 		var train, test []int
@@ -88,8 +88,7 @@ func CrossValidate(f *Frame, cfg Config, opt CVOptions) (*CVResult, error) {
 
 // assignFolds returns the fold of each row. Stratified: each class's rows, shuffled, are dealt
 // round-robin, the dealer carrying on from class to class so fold sizes differ by at most one.
-func assignFolds(y []float64, stratified bool, opt CVOptions) []int {
-	n := len(y)
+func assignFolds(n int, y []float64, stratified bool, opt CVOptions) []int {
 	order := make([]int, n)
 	for i := range order {
 		order[i] = i
@@ -250,11 +249,7 @@ func Holdout(f *Frame, cfg Config, testFraction float64, seed uint64) (*Model, M
 	if k < 2 || k > n {
 		return nil, nil, fmt.Errorf("ml: a %g holdout of %d rows leaves no training or no test rows", testFraction, n)
 	}
-	y := l.y
-	if y == nil {
-		y = make([]float64, n)
-	}
-	folds := assignFolds(y, rc.task == Classification, CVOptions{Folds: k, Seed: seed})
+	folds := assignFolds(n, l.y, rc.task == Classification, CVOptions{Folds: k, Seed: seed})
 	var train, test []int
 	for i, fo := range folds {
 		if fo == 0 {

@@ -88,6 +88,10 @@ func resolve(f *Frame, cfg Config) (*resolvedConfig, error) {
 	if !slices.Contains([]Task{Classification, Regression, Clustering}, task) {
 		return nil, fmt.Errorf("ml: unknown task %q; tasks are: classification, regression, clustering", task)
 	}
+	if cfg.Task == "" && task == Classification && f.Label.Kind == String && !slices.Contains(alg.tasks, task) {
+		return nil, fmt.Errorf("ml: label %q is a string column; %s is a regression and needs a numeric label (classification algorithms are: %s)",
+			f.Label.Name, alg.name, joinNames(AlgorithmsFor(Classification)))
+	}
 	if !slices.Contains(alg.tasks, task) {
 		return nil, fmt.Errorf("ml: %s does not do %s; algorithms for %s are: %s", alg.name, task, task, joinNames(AlgorithmsFor(task)))
 	}

@@ -175,7 +175,7 @@ func TestBreastCancerLogisticMetrics(t *testing.T) {
 	// in load_breast_cancer's encoding; ours is macro, so the benign class's f1 is recomputed.
 	l, _ := encodeLabels(f, Classification)
 	rc, _ := resolve(f, Config{Algorithm: "logistic_regression", Scaler: "standard"})
-	folds := assignFolds(l.y, true, CVOptions{Folds: 5})
+	folds := assignFolds(len(l.y), l.y, true, CVOptions{Folds: 5})
 	var benignF1 float64
 	for k := range 5 {
 		var train, test []int
