@@ -14,10 +14,10 @@ type CVOptions struct {
 	Seed uint64
 	// Unshuffled deals rows in their order, like scikit-learn's KFold without shuffle.
 	Unshuffled bool
-	// OnFold, when set, is called after each fold with its primary metric. A non-nil error
-	// stops the cross-validation, which returns it (wrapped): this is where a pruner decides
-	// that a trial falling behind on its first folds is not worth finishing.
-	OnFold func(fold int, score float64) error
+	// OnFold, when set, is called after each fold (numbered from 0) with its metrics. A
+	// non-nil error stops the cross-validation, which returns it (wrapped): this is where a
+	// pruner decides that a trial falling behind on its first folds is not worth finishing.
+	OnFold func(fold int, m Metrics) error
 }
 
 // CVResult is the outcome of a cross-validation.
@@ -72,7 +72,7 @@ func CrossValidate(f *Frame, cfg Config, opt CVOptions) (*CVResult, error) {
 		res.Scores = append(res.Scores, score)
 		res.FoldMetrics = append(res.FoldMetrics, met)
 		if opt.OnFold != nil {
-			if err := opt.OnFold(k, score); err != nil {
+			if err := opt.OnFold(k, met); err != nil {
 				return nil, fmt.Errorf("ml: after fold %d of %d: %w", k+1, opt.Folds, err)
 			}
 		}

@@ -333,7 +333,8 @@ func TestCrossValidatePruneHook(t *testing.T) {
 	t.Parallel()
 	stop := errors.New("pruned")
 	var seen []int
-	_, err := CrossValidate(dataset(t, "iris"), Config{Algorithm: "naive_bayes"}, CVOptions{OnFold: func(fold int, score float64) error {
+	_, err := CrossValidate(dataset(t, "iris"), Config{Algorithm: "naive_bayes"}, CVOptions{OnFold: func(fold int, m Metrics) error {
+		score := m["accuracy"]
 		seen = append(seen, fold)
 		if score <= 0 || score > 1 {
 			t.Errorf("fold score %v", score)
