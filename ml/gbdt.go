@@ -348,23 +348,34 @@ func (gr *gbGrower) findSplit(l *gbLeaf) {
 
 func (m *gbdt) predict(x *dense, out []float64) {
 	outs := m.Outs
-	raw := make([]float64, outs)
-	for i := 0; i < x.n; i++ {
-		xi := x.row(i)
-		copy(raw, m.Baseline)
-		for t, tr := range m.Trees {
-			raw[t%outs] += tr.leaf(xi)[0]
+	raw := make([]float64, predictBlock*outs)
+	off := make([]int32, predictBlock)
+	for b0 := 0; b0 < x.n; b0 += predictBlock {
+		b1 := min(b0+predictBlock, x.n)
+		for i := b0; i < b1; i++ {
+			copy(raw[(i-b0)*outs:], m.Baseline)
 		}
-		switch {
-		case m.K == 0:
-			out[i] = raw[0]
-		case m.K == 2:
-			p := sigmoid(raw[0])
-			out[2*i], out[2*i+1] = 1-p, p
-		default:
-			o := out[i*outs : (i+1)*outs]
-			copy(o, raw)
-			softmaxInPlace(o)
+		for t, tr := range m.Trees { // tree by tree over the block: see predictBlock
+			c := t % outs
+			o := off[:b1-b0]
+			tr.leafOffsets(x, b0, o)
+			for j, v := range o {
+				raw[j*outs+c] += tr.Value[v]
+			}
+		}
+		for i := b0; i < b1; i++ {
+			r := raw[(i-b0)*outs : (i-b0+1)*outs]
+			switch {
+			case m.K == 0:
+				out[i] = r[0]
+			case m.K == 2:
+				p := sigmoid(r[0])
+				out[2*i], out[2*i+1] = 1-p, p
+			default:
+				o := out[i*outs : (i+1)*outs]
+				copy(o, r)
+				softmaxInPlace(o)
+			}
 		}
 	}
 }

@@ -360,3 +360,37 @@ func TestCrossValidatePruneHook(t *testing.T) {
 		}
 	}
 }
+
+// TestPackedTreesMatchTheirNodes checks the packed, breadth-first trees prediction walks
+// against a plain walk of the exported node slices.
+func TestPackedTreesMatchTheirNodes(t *testing.T) {
+	t.Parallel()
+	f := dataset(t, "diabetes")
+	m, err := Train(f, Config{Algorithm: "random_forest", Params: map[string]any{"n_estimators": 10.0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := m.prep.transform(f)
+	got := make([]float64, x.n)
+	m.est.predict(x, got)
+	for i := 0; i < x.n; i++ {
+		var want float64
+		for _, tr := range m.est.(*randomForest).Trees {
+			n := int32(0)
+			for tr.Feature[n] >= 0 {
+				if x.row(i)[tr.Feature[n]] <= tr.Threshold[n] {
+					n = tr.Left[n]
+				} else {
+					n = tr.Right[n]
+				}
+			}
+			want += tr.Value[tr.Left[n]] / 10
+			if !slices.Equal(tr.leaf(x.row(i)), tr.Value[tr.Left[n]:tr.Left[n]+1]) {
+				t.Fatalf("row %d: leaf() disagrees with the node walk", i)
+			}
+		}
+		if math.Abs(got[i]-want) > 1e-9*math.Abs(want) {
+			t.Fatalf("row %d: forest %v, node walk %v", i, got[i], want)
+		}
+	}
+}
