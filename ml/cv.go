@@ -12,8 +12,14 @@ type CVOptions struct {
 	Folds int
 	// Seed shuffles the rows before they are dealt into folds.
 	Seed uint64
-	// Unshuffled deals rows in their order, like scikit-learn's KFold without shuffle.
+	// Unshuffled deals rows in their order.
 	Unshuffled bool
+	// ScikitLearnFolds deals the folds exactly as scikit-learn's StratifiedKFold
+	// (classification) or KFold do, with shuffle=!Unshuffled and random_state=Seed (which must
+	// fit in 32 bits), numpy's generator included; see sklearn_folds.go. Otherwise the folds
+	// come from this package's own generator: stratified round-robin over each class's
+	// shuffled rows.
+	ScikitLearnFolds bool
 	// OnFold, when set, is called after each fold (numbered from 0) with its metrics. A
 	// non-nil error stops the cross-validation, which returns it (wrapped): this is where a
 	// pruner decides that a trial falling behind on its first folds is not worth finishing.
@@ -89,6 +95,10 @@ func CrossValidate(f *Frame, cfg Config, opt CVOptions) (*CVResult, error) {
 // assignFolds returns the fold of each row. Stratified: each class's rows, shuffled, are dealt
 // round-robin, the dealer carrying on from class to class so fold sizes differ by at most one.
 func assignFolds(n int, y []float64, stratified bool, opt CVOptions) []int {
+	if opt.ScikitLearnFolds || (opt.Unshuffled && stratified) {
+		// unshuffled, scikit-learn's stratified split is as good as any and comparable
+		return sklearnFolds(n, y, opt.Folds, stratified, !opt.Unshuffled, uint32(opt.Seed))
+	}
 	order := make([]int, n)
 	for i := range order {
 		order[i] = i
@@ -113,7 +123,7 @@ func assignFolds(n int, y []float64, stratified bool, opt CVOptions) []int {
 		}
 		return folds
 	}
-	// a stable sort by class keeps the (shuffled or original) order within each class
+	// a stable sort by class keeps the shuffled order within each class
 	slices.SortStableFunc(order, func(a, b int) int { return int(y[a]) - int(y[b]) })
 	for i, r := range order {
 		folds[r] = i % opt.Folds

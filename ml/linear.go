@@ -52,7 +52,13 @@ func minimize(n int, f func(w, grad []float64) float64, maxIter int, gtol float6
 		MajorIterations:   maxIter,
 		Converger:         &optimize.FunctionConverge{Absolute: 1e-300, Relative: 1e-14, Iterations: 3},
 	}
-	res, err := optimize.Minimize(p, make([]float64, n), settings, &optimize.LBFGS{Store: 10})
+	// Moré-Thuente is the line search of scipy's L-BFGS-B (dcsrch). It matters when max_iter
+	// stops the run before convergence (raw, unscaled features): the point reached after 100
+	// iterations depends on the path, and with gonum's default bisection search raw logistic
+	// regression scored 0.012 below scikit-learn on wine and breast_cancer with the same folds,
+	// 0.006 below with this one.
+	method := &optimize.LBFGS{Store: 10, Linesearcher: &optimize.MoreThuente{}}
+	res, err := optimize.Minimize(p, make([]float64, n), settings, method)
 	if res == nil {
 		return nil, err
 	}
