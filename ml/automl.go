@@ -35,6 +35,12 @@ type SearchOptions struct {
 	Task Task
 	// Store keeps the trials, default in memory.
 	Store search.Store
+	// NoBaselines skips the baseline trials. By default a random or TPE search first tries
+	// every algorithm of the space with its default hyper-parameters under each scaler
+	// choice, then samples: the defaults are strong (they are what a reference table of
+	// models is made of), and TPE's independent sampling can miss an (algorithm, scaler)
+	// pair that only works together, such as k-NN on raw digits pixels.
+	NoBaselines bool
 }
 
 // SearchResult is the outcome of a model search.
@@ -97,6 +103,9 @@ func Search(ctx context.Context, f *Frame, spaceJSON []byte, opt SearchOptions) 
 	if opt.Prune {
 		st.Pruner = search.NewMedianPruner()
 	}
+	if !opt.NoBaselines && opt.Sampler != "grid" {
+		st.Enqueued = baselines(space)
+	}
 	res, err := st.Run(ctx, func(ctx context.Context, tc *search.TrialContext) (float64, error) {
 		cfg, err := ConfigFromParams(tc.Params)
 		if err != nil {
@@ -135,6 +144,38 @@ func Search(ctx context.Context, f *Frame, spaceJSON []byte, opt SearchOptions) 
 		return out, err
 	}
 	return out, nil
+}
+
+// baselines lists, for every algorithm choice and every scaler choice, a trial with the
+// space's fixed values (single-choice unconditional parameters) and nothing else, so every
+// hyper-parameter takes its default.
+func baselines(space *search.Space) []map[string]any {
+	var algs, scalers []any
+	fixed := map[string]any{}
+	for _, p := range space.Params {
+		switch {
+		case p.Name == search.AlgorithmKey:
+			algs = p.Choices
+		case p.Name == "scaler" && p.Kind == search.Categorical:
+			scalers = p.Choices
+		case p.Cond == "" && p.Kind == search.Categorical && len(p.Choices) == 1:
+			fixed[p.Name] = p.Choices[0]
+		}
+	}
+	var out []map[string]any
+	for _, a := range algs {
+		for i := 0; i < max(len(scalers), 1); i++ {
+			t := map[string]any{search.AlgorithmKey: a}
+			if len(scalers) > 0 {
+				t["scaler"] = scalers[i]
+			}
+			for k, v := range fixed {
+				t[k] = v
+			}
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 func firstLine(s string) string {

@@ -75,3 +75,21 @@ func TestSilhouette(t *testing.T) {
 		t.Errorf("one cluster: err %v, want ErrSilhouette", err)
 	}
 }
+
+func TestDescribe(t *testing.T) {
+	t.Parallel()
+	lab := StringColumn("y", []string{"b", "a", "", "b"}, []bool{true, true, false, true})
+	f := &Frame{Features: []Column{NumericColumn("x", []float64{1, math.NaN(), 3, 3})}, Label: &lab}
+	info, err := Describe(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, y := info[0], info[1]
+	// x: 1, 3, 3 → mean 7/3, sample sd sqrt(((4/3)²+2(2/3)²)/2)
+	if x.Min != 1 || x.Max != 3 || !near(x.Mean, 7.0/3, 1e-12) || !near(x.Stddev, math.Sqrt((16.0/9+8.0/9)/2), 1e-12) || x.Nulls != 1 || x.Distinct != 2 {
+		t.Errorf("numeric %+v", x)
+	}
+	if y.MinString != "a" || y.MaxString != "b" || y.Nulls != 1 || y.Distinct != 2 || !math.IsNaN(y.Mean) {
+		t.Errorf("string %+v", y)
+	}
+}

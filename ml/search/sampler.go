@@ -11,7 +11,8 @@ import (
 // Sampler proposes the parameters of the next trial. A proposal is a function of the seed and
 // the trials so far (RUNNING ones included), so a study with parallelism 1 replays exactly.
 // Values are: the choice as written for a choice (string, float64 or bool), int for int ranges,
-// float64 for float and log_float ranges. Inactive conditional parameters are absent.
+// float64 for float and log_float ranges. Inactive conditional parameters are absent. A Study
+// calls Sample under its lock, so implementations need not be safe for concurrent use.
 type Sampler interface {
 	Sample(space *Space, trials []Trial) (map[string]any, error)
 }

@@ -180,6 +180,10 @@ type Study struct {
 	Parallelism int
 	// Store holds the trials, default a new MemoryStore.
 	Store Store
+	// Enqueued are parameters to try first, in order, before the sampler is asked (Optuna's
+	// enqueue_trial): trial k of the study runs Enqueued[k] while k < len(Enqueued). They count
+	// towards MaxTrials.
+	Enqueued []map[string]any
 	// Worker names this process in trial records, default "local".
 	Worker string
 	// Logger gets one debug line per finished trial; default slog.Default().
@@ -194,7 +198,10 @@ type Result struct {
 }
 
 // Run runs the study until MaxTrials trials have started and finished, the timeout passes,
-// ctx is cancelled, or the sampler runs out of points. Failed trials do not stop it.
+// ctx is cancelled, or the sampler runs out of points. Failed trials do not stop it; only an
+// error of the Store or the Sampler does. Run fills the zero fields of s with their defaults.
+// A trial still running when the timeout passes sees its context cancelled; if it returns
+// that error it is recorded FAILED.
 func (s *Study) Run(ctx context.Context, obj Objective) (*Result, error) {
 	if s.Space == nil || len(s.Space.Params) == 0 {
 		return nil, errors.New("search: study has an empty space")
@@ -245,13 +252,18 @@ func (s *Study) Run(ctx context.Context, obj Objective) (*Result, error) {
 			runErr = err
 			return nil, false
 		}
-		params, err := s.Sampler.Sample(s.Space, s.minimising(trials))
-		if errors.Is(err, ErrSpaceExhausted) {
-			return nil, false
-		}
-		if err != nil {
-			runErr = err
-			return nil, false
+		var params map[string]any
+		if len(trials) < len(s.Enqueued) {
+			params = s.Enqueued[len(trials)]
+		} else {
+			params, err = s.Sampler.Sample(s.Space, s.minimising(trials))
+			if errors.Is(err, ErrSpaceExhausted) {
+				return nil, false
+			}
+			if err != nil {
+				runErr = err
+				return nil, false
+			}
 		}
 		n, err := s.Store.Create(ctx, params, s.Worker)
 		if err != nil {
