@@ -130,3 +130,24 @@ func TestSearchBadSpaces(t *testing.T) {
 		t.Errorf("grid over n_neighbors [3, 500]: %d trials, %d failed, best %v", len(res.Study.Trials), failed, res.Best)
 	}
 }
+
+func TestClusteringSearch(t *testing.T) {
+	t.Parallel()
+	// three blobs: the silhouette is highest with three clusters
+	var xs, ys []float64
+	for c, center := range [][2]float64{{0, 0}, {10, 0}, {0, 10}} {
+		for i := range 20 {
+			xs = append(xs, center[0]+float64(i%5)*0.3)
+			ys = append(ys, center[1]+float64(i/5)*0.3+float64(c)*0.01)
+		}
+	}
+	blobs := &Frame{Features: []Column{NumericColumn("x", xs), NumericColumn("y", ys)}}
+	res, err := Search(context.Background(), blobs, []byte(`{"algorithm": ["kmeans"], "kmeans": {"n_clusters": {"int": [2, 6]}}}`),
+		SearchOptions{Sampler: "grid", Parallelism: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Best.Params["n_clusters"] != 3 || res.Model.Task != Clustering || len(res.Study.Trials) != 5 {
+		t.Errorf("best %v (score %.3f) after %d trials, want n_clusters 3", res.Best.Params, res.BestScore, len(res.Study.Trials))
+	}
+}

@@ -196,6 +196,7 @@ func TestBadInput(t *testing.T) {
 		{"zero rows", &Frame{Features: []Column{NumericColumn("x", nil)}, Label: &Column{Name: "y", Kind: String}}, Config{Algorithm: "knn"}, []string{"zero rows"}},
 		{"algorithm for another task", iris, Config{Algorithm: "lasso", Task: Classification}, []string{"lasso", "classification", "logistic_regression"}},
 		{"no label", &Frame{Features: two}, Config{Algorithm: "knn", Task: Classification}, []string{"label"}},
+		{"infinite feature", &Frame{Features: []Column{NumericColumn("x", []float64{1, math.Inf(1)})}, Label: &strLabel}, Config{Algorithm: "knn", Params: map[string]any{"n_neighbors": 1.0}}, []string{`feature "x" is +Inf in row 2`}},
 		{"one class", &Frame{Features: two, Label: &Column{Name: "y", Kind: String, Str: []string{"a", "a"}}}, Config{Algorithm: "knn", Params: map[string]any{"n_neighbors": 1.0}}, []string{"one class"}},
 	}
 	for _, c := range cases {

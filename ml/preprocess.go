@@ -49,6 +49,11 @@ func fitPreprocessor(f *Frame, scaler, imputer string) (*preprocessor, error) {
 	p := &preprocessor{}
 	for i := range f.Features {
 		c := &f.Features[i]
+		for r, v := range c.Num {
+			if math.IsInf(v, 0) {
+				return nil, fmt.Errorf("ml: feature %q is %v in row %d; use NULL for a missing value or filter the row out", c.Name, v, r+1)
+			}
+		}
 		cp := columnPrep{Name: c.Name, Kind: c.Kind, Scale: 1}
 		if c.Kind == String {
 			cp.fitString(c)
