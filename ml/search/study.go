@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"runtime"
 	"runtime/debug"
@@ -254,7 +255,7 @@ func (s *Study) Run(ctx context.Context, obj Objective) (*Result, error) {
 		}
 		var params map[string]any
 		if len(trials) < len(s.Enqueued) {
-			params = s.Enqueued[len(trials)]
+			params = maps.Clone(s.Enqueued[len(trials)])
 		} else {
 			params, err = s.Sampler.Sample(s.Space, s.minimising(trials))
 			if errors.Is(err, ErrSpaceExhausted) {
