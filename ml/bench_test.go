@@ -3,6 +3,7 @@ package ml
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -105,5 +106,29 @@ func BenchmarkSearchThroughput(b *testing.B) {
 			}
 			b.ReportMetric(float64(trials)/time.Since(start).Seconds(), "trials/s")
 		})
+	}
+}
+
+// BenchmarkFitLargeGBDT fits gbdt regression on 100k synthetic rows × 20 features, the size
+// where histogram building dominates and is spread over the cores.
+func BenchmarkFitLargeGBDT(b *testing.B) {
+	const n, d = 100000, 20
+	rng := rand.New(rand.NewPCG(1, 2))
+	f := &Frame{}
+	y := make([]float64, n)
+	for j := range d {
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = rng.NormFloat64()
+			y[i] += float64(j%3) * v[i]
+		}
+		f.Features = append(f.Features, NumericColumn(fmt.Sprintf("x%d", j), v))
+	}
+	lab := NumericColumn("y", y)
+	f.Label = &lab
+	for b.Loop() {
+		if _, err := Train(f, Config{Algorithm: "gbdt", Params: map[string]any{"max_iter": 20.0}}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -109,6 +109,9 @@ type gbGrower struct {
 	offset []int // start of each feature in a histogram
 	width  int
 	pools  [][][]histBin // per output: histograms free for reuse (allocation dominated fit time)
+	// parallelHist builds histograms on all cores; set when there is one output, so the
+	// trees of an iteration are not already using them.
+	parallelHist bool
 }
 
 func (m *gbdt) fit(x *dense, y []float64, k int, _ uint64) error {
@@ -116,16 +119,17 @@ func (m *gbdt) fit(x *dense, y []float64, k int, _ uint64) error {
 	n := x.n
 	cols := columns(x)
 	gr := &gbGrower{cfg: m.cfg, bins: make([][]uint8, x.d), thr: make([][]float64, x.d), offset: make([]int, x.d)}
-	for j, col := range cols {
-		t := binThresholds(col, m.cfg.MaxBins)
-		gr.thr[j] = t
+	parallelFor(len(cols), func(j int) { // binning sorts every column: one column per task
+		t := binThresholds(cols[j], m.cfg.MaxBins)
 		b := make([]uint8, n)
-		for i, v := range col {
+		for i, v := range cols[j] {
 			b[i] = uint8(sortSearch(t, v))
 		}
-		gr.bins[j] = b
+		gr.thr[j], gr.bins[j] = t, b
+	})
+	for j := range cols {
 		gr.offset[j] = gr.width
-		gr.width += len(t) + 1
+		gr.width += len(gr.thr[j]) + 1
 	}
 	outs := 1
 	if k > 2 {
@@ -133,6 +137,7 @@ func (m *gbdt) fit(x *dense, y []float64, k int, _ uint64) error {
 	}
 	m.Outs = outs
 	gr.pools = make([][][]histBin, outs)
+	gr.parallelHist = outs == 1
 	m.Baseline = make([]float64, outs)
 	switch {
 	case k == 0:
@@ -181,12 +186,18 @@ func (m *gbdt) fit(x *dense, y []float64, k int, _ uint64) error {
 			}
 		}
 		trees := make([]*tree, outs)
-		parallelFor(outs, func(c int) { trees[c] = gr.grow(c, grad[c], hess[c]) })
-		for c, t := range trees {
-			for i := range n {
-				raw[i*outs+c] += t.leaf(x.row(i))[0]
+		parallelFor(outs, func(c int) {
+			var leaves []*gbLeaf
+			trees[c], leaves = gr.grow(c, grad[c], hess[c])
+			// The leaves know their rows: no need to walk the new tree for every row.
+			// Bin b ≤ split bin is exactly x ≤ threshold, so this is what predict computes.
+			for _, l := range leaves {
+				v := t0(trees[c], l.id)
+				for _, r := range l.rows {
+					raw[int(r)*outs+c] += v
+				}
 			}
-		}
+		})
 		m.Trees = append(m.Trees, trees...)
 	}
 	return nil
@@ -210,8 +221,12 @@ func (gr *gbGrower) leafValue(g, h float64) float64 {
 	return -gr.cfg.Rate * g / (h + gr.cfg.L2)
 }
 
-// grow fits one tree to the gradients of output c (one goroutine per output at a time).
-func (gr *gbGrower) grow(c int, grad, hess []float64) *tree {
+// t0 is the first value of leaf node id (in the unpacked numbering).
+func t0(t *tree, id int32) float64 { return t.Value[t.Left[id]] }
+
+// grow fits one tree to the gradients of output c (one goroutine per output at a time) and
+// returns it with its leaves, whose rows partition the training rows.
+func (gr *gbGrower) grow(c int, grad, hess []float64) (*tree, []*gbLeaf) {
 	n := len(grad)
 	t := &tree{Outs: 1}
 	rows := make([]int32, n)
@@ -278,9 +293,10 @@ func (gr *gbGrower) grow(c int, grad, hess []float64) *tree {
 	}
 	for _, l := range open {
 		*pool = append(*pool, l.hist)
+		l.hist = nil
 	}
 	t.compile()
-	return t
+	return t, open
 }
 
 func (gr *gbGrower) histogram(pool *[][]histBin, rows []int32, grad, hess []float64) []histBin {
@@ -292,14 +308,26 @@ func (gr *gbGrower) histogram(pool *[][]histBin, rows []int32, grad, hess []floa
 	} else {
 		hist = make([]histBin, gr.width)
 	}
-	for f, b := range gr.bins {
+	fill := func(f int) {
 		hf := hist[gr.offset[f]:]
+		b := gr.bins[f]
 		for _, r := range rows {
 			e := &hf[b[r]]
 			e.g += grad[r]
 			e.h += hess[r]
 			e.n++
 		}
+	}
+	// With one tree per iteration (regression, binary) the trees cannot run in parallel, so a
+	// large node's histogram is built on all cores instead, one feature per task: each
+	// feature's bins are summed by one goroutine in row order, so the sums (and the model)
+	// do not depend on the number of cores.
+	if gr.parallelHist && len(rows)*len(gr.bins) >= 1<<15 {
+		parallelFor(len(gr.bins), fill)
+		return hist
+	}
+	for f := range gr.bins {
+		fill(f)
 	}
 	return hist
 }

@@ -1,7 +1,6 @@
 package ml
 
 import (
-	"cmp"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -269,7 +268,17 @@ func (b *cartBuilder) bestSplit(rows []int) (int, float64, bool) {
 		for i, r := range rows {
 			pairs[i] = pair{col[r], b.y[r]}
 		}
-		slices.SortFunc(pairs, func(a, c pair) int { return cmp.Compare(a.v, c.v) })
+		// features are imputed, so there is no NaN: a plain comparison (cmp.Compare's NaN
+		// handling cost a third of forest fit time)
+		slices.SortFunc(pairs, func(a, c pair) int {
+			if a.v < c.v {
+				return -1
+			}
+			if a.v > c.v {
+				return 1
+			}
+			return 0
+		})
 		if pairs[0].v == pairs[n-1].v {
 			continue // constant in this node: does not count towards max_features
 		}
