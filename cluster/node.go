@@ -93,6 +93,9 @@ type Config struct {
 	// the leader's Node.Apply; nil sends it over the network (with the node's own
 	// listener) or, with a Transport given, fails with ErrNotLeader.
 	Forward func(ctx context.Context, leaderID, leaderAddr string, cmd []byte) error
+	// OnPublished is called on the leader after it published versions of table (up to
+	// version), whichever node proposed them; it must not block.
+	OnPublished func(table string, version int64)
 	// OnCatalogChange is called (on every node, in log order) when a node says it changed
 	// the catalog; it must not block.
 	OnCatalogChange func()
@@ -455,6 +458,13 @@ func (n *Node) publishTable(ctx context.Context, table string) error {
 	mu.Lock()
 	defer mu.Unlock()
 	done := n.publishedUpTo(table)
+	if n.cfg.OnPublished != nil {
+		defer func() {
+			if v := n.publishedUpTo(table); v > done {
+				n.cfg.OnPublished(table, v)
+			}
+		}()
+	}
 	for _, c := range n.fsm.pending(table) {
 		if c.Version <= done {
 			continue

@@ -32,6 +32,10 @@ type Auto struct {
 	// IdleTrigger and IdleDelay: default DefaultIdleTrigger, DefaultIdleDelay.
 	IdleTrigger int
 	IdleDelay   time.Duration
+	// Lead, if set, says whether this node leads its cluster: only the leader compacts
+	// (it is told of every table's commits, from every node, through Notify), so the
+	// work runs once and moves with leadership. Nil: this node compacts what it commits.
+	Lead func() bool
 
 	mu      sync.Mutex
 	tables  map[*txlog.Log]*autoState
@@ -71,11 +75,14 @@ func NewAuto(c txlog.Committer, jobs *Jobs, logger *slog.Logger) *Auto {
 // Commit implements txlog.Committer.
 func (a *Auto) Commit(ctx context.Context, log *txlog.Log, readVersion int64, actions []txlog.Action, opts ...txlog.CommitOption) (int64, error) {
 	v, err := a.Committer.Commit(ctx, log, readVersion, actions, opts...)
-	if err == nil && readVersion >= 0 && addsFiles(actions) {
+	if err == nil && readVersion >= 0 && addsFiles(actions) && (a.Lead == nil || a.Lead()) {
 		a.notify(log)
 	}
 	return v, err
 }
+
+// Notify tells the leader of a commit to the table, made on any node.
+func (a *Auto) Notify(log *txlog.Log) { a.notify(log) }
 
 func addsFiles(actions []txlog.Action) bool {
 	for _, act := range actions {

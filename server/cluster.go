@@ -28,6 +28,9 @@ type raftNode struct {
 	// catalog is set once the catalog is open; catalog changes other nodes announce mark
 	// it stale.
 	catalog atomic.Pointer[catalog.Catalog]
+	// published is told (on the leader) of each table a commit was published to, from
+	// any node: auto-compaction runs there.
+	published atomic.Pointer[func(url string)]
 }
 
 // clusterMarker is the warehouse's identity: every node of a cluster must read the same one,
@@ -76,6 +79,11 @@ func startNode(ctx context.Context, cfg Config, warehouse storage.Store, opener 
 		Identity:         identity,
 		HeartbeatTimeout: cfg.RaftTimeout, ElectionTimeout: cfg.RaftTimeout,
 		Publish: cluster.PublishTo(open), Logger: cfg.Logger,
+		OnPublished: func(url string, _ int64) {
+			if f := rn.published.Load(); f != nil {
+				go (*f)(url)
+			}
+		},
 		OnCatalogChange: func() {
 			if c := rn.catalog.Load(); c != nil {
 				c.MarkStale()

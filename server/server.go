@@ -190,6 +190,16 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	jobs := &compaction.Jobs{}
 	auto := compaction.NewAuto(committer, jobs, log)
 	auto.Name = func(l *txlog.Log) string { return tableName(cat, l) }
+	if node != nil {
+		// Only the leader compacts, told of every node's commits as it publishes them.
+		auto.Lead = node.IsLeader
+		notify := func(url string) {
+			if l := tableLog(cat, url); l != nil {
+				auto.Notify(l)
+			}
+		}
+		node.published.Store(&notify)
+	}
 	var clu lakesql.Cluster
 	if node != nil {
 		clu = sqlCluster{node}
@@ -316,20 +326,35 @@ func (s *Server) routes() http.Handler {
 	return csrf.Handler(mux)
 }
 
+// tableLog finds the log of the table stored at url.
+func tableLog(cat *catalog.Catalog, url string) *txlog.Log {
+	if t := findTable(cat, func(t *catalog.Table) bool { return t.Store.URL() == url }); t != nil {
+		return t.Log
+	}
+	return nil
+}
+
 // tableName finds the catalog name of the table whose log is l, for job reports.
 func tableName(cat *catalog.Catalog, l *txlog.Log) string {
+	if t := findTable(cat, func(t *catalog.Table) bool { return t.Log == l }); t != nil {
+		return t.Entry.Database + "." + t.Entry.Name
+	}
+	return ""
+}
+
+func findTable(cat *catalog.Catalog, match func(*catalog.Table) bool) *catalog.Table {
 	for _, db := range cat.Databases() {
 		tables, err := cat.Tables(db)
 		if err != nil {
 			continue
 		}
 		for _, t := range tables {
-			if t.Log == l {
-				return t.Entry.Database + "." + t.Entry.Name
+			if match(t) {
+				return t
 			}
 		}
 	}
-	return ""
+	return nil
 }
 
 // MySQLAddr is where the MySQL listener accepts.

@@ -63,6 +63,22 @@ func TestClusterOfThreeNodes(t *testing.T) {
 	for _, n := range nodes {
 		expectRows(t, n.conn(""), "SELECT COUNT(*), SUM(qty), COUNT(DISTINCT node) FROM shop.orders", "9\t9\t3")
 	}
+	// Auto-compaction runs on the leader only, for commits made through every node.
+	waitFor(t, func() bool {
+		var files int
+		err := c1.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM lake_files('shop.orders')").Scan(&files)
+		return err == nil && files == 1
+	})
+	for _, n := range nodes {
+		var jobs struct {
+			Jobs []map[string]any `json:"jobs"`
+		}
+		getJSON(t, "http://"+n.srv.HTTPAddr()+"/api/jobs", 200, &jobs)
+		if n.srv.IsLeader() != (len(jobs.Jobs) > 0) {
+			t.Fatalf("node leads: %v; its jobs: %v", n.srv.IsLeader(), jobs.Jobs)
+		}
+	}
+
 	// A key written through one node is a duplicate through another.
 	if _, err := nodes[2].conn("").ExecContext(context.Background(), "INSERT INTO shop.orders VALUES (1, 'dup', 0)"); err == nil || errCode(err) != 1062 {
 		t.Fatalf("duplicate key through another node: %v", err)
