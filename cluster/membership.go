@@ -303,6 +303,23 @@ func (n *Node) bootstrapIfMet() (bool, error) {
 // when asked (Raft's ReadIndex: the leader first confirms it still leads), so a read that
 // follows sees every commit acknowledged before it started.
 func (n *Node) ReadIndex(ctx context.Context) error {
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		err := n.readIndex(ctx)
+		if err == nil || !retryable(err) {
+			return err
+		}
+		// Leadership is moving: ask the next leader.
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (%v)", err, ctx.Err())
+		case <-n.stop:
+			return ErrShutdown
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (n *Node) readIndex(ctx context.Context) error {
 	var idx uint64
 	if n.IsLeader() {
 		i, err := n.readIndexLocal()
@@ -345,8 +362,15 @@ func (n *Node) CatchUp(ctx context.Context) error {
 	if n.IsLeader() {
 		return nil
 	}
-	if id, _ := n.Leader(); id == "" {
-		return ErrNotLeader
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		if id, _ := n.Leader(); id != "" {
+			break
+		}
+		select { // an election may be under way
+		case <-ctx.Done():
+			return ErrNotLeader
+		case <-time.After(wait):
+		}
 	}
 	idx := n.raft.CommitIndex()
 	return n.waitApplied(ctx, idx)

@@ -71,8 +71,10 @@ type Config struct {
 	// Transport carries Raft traffic; nil listens on Addr, where the port also serves the
 	// requests nodes make of each other (forwarded commands, joins, status).
 	Transport raft.Transport
-	// Addr is the Raft bind and advertise address (host:port); port 0 picks a free one.
+	// Addr is the Raft bind address (host:port); port 0 picks a free one.
 	Addr string
+	// Advertise is where other nodes reach this one; default Addr (as bound).
+	Advertise string
 	// Bootstrap makes a node without Raft state and without Join start a cluster of its
 	// own (of one voter).
 	Bootstrap bool
@@ -181,11 +183,12 @@ func Open(cfg Config) (*Node, error) {
 		locks: map[string]*sync.Mutex{}, published: map[string]int64{}, unrecorded: map[string]int64{}}
 	n.trans = cfg.Transport
 	if n.trans == nil {
-		mux, err := listenMux(cfg.Addr, n.serveConn)
+		mux, err := listenMux(cfg.Addr, cfg.Advertise, n.serveConn)
 		if err != nil {
 			bolt.Close()
 			return nil, fmt.Errorf("cluster: listening for Raft on %s: %w", cfg.Addr, err)
 		}
+		n.peers.mux = mux
 		n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: mux, MaxPool: 3, Timeout: 10 * time.Second, Logger: rc.Logger})
 		if cfg.Forward == nil {
 			n.cfg.Forward = n.forward

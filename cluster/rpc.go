@@ -40,19 +40,39 @@ var ErrMembership = errors.New("cluster: membership")
 // muxLayer is the raft.StreamLayer of a node's port: it hands Raft the connections that
 // start with connRaft and serves the others as requests.
 type muxLayer struct {
-	ln    net.Listener
-	raft  chan net.Conn
-	serve func(net.Conn)
-	done  chan struct{}
-	once  sync.Once
+	ln        net.Listener
+	advertise net.Addr // the address other nodes reach this one at
+	dialer    *net.Dialer
+	raft      chan net.Conn
+	serve     func(net.Conn)
+	done      chan struct{}
+	once      sync.Once
 }
 
-func listenMux(addr string, serve func(net.Conn)) (*muxLayer, error) {
+// listenMux listens on addr. advertise ("" = the address listened on) is where other
+// nodes reach this one, through a proxy or a NAT. Connections to other nodes leave from
+// the listening IP when it is a specific one, so each node is told apart by its IP.
+func listenMux(addr, advertise string, serve func(net.Conn)) (*muxLayer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	m := &muxLayer{ln: ln, raft: make(chan net.Conn, 16), serve: serve, done: make(chan struct{})}
+	m := &muxLayer{ln: ln, advertise: ln.Addr(), dialer: &net.Dialer{}, raft: make(chan net.Conn, 16), serve: serve, done: make(chan struct{})}
+	if advertise != "" {
+		a, err := net.ResolveTCPAddr("tcp", advertise)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("cluster: advertise address %s: %w", advertise, err)
+		}
+		m.advertise = a
+	}
+	if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsUnspecified() {
+		m.dialer.LocalAddr = &net.TCPAddr{IP: ip}
+	}
+	if a := m.advertise.(*net.TCPAddr); a.IP.IsUnspecified() {
+		ln.Close()
+		return nil, fmt.Errorf("cluster: %s is no address other nodes can reach; give an advertise address (--raft-advertise)", a)
+	}
 	go m.accept()
 	return m, nil
 }
@@ -113,15 +133,17 @@ func (m *muxLayer) Close() error {
 	return m.ln.Close()
 }
 
-func (m *muxLayer) Addr() net.Addr { return m.ln.Addr() }
+func (m *muxLayer) Addr() net.Addr { return m.advertise }
 
 // Dial implements raft.StreamLayer.
 func (m *muxLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return dialKind(string(addr), timeout, connRaft)
+	return m.dialKind(string(addr), timeout, connRaft)
 }
 
-func dialKind(addr string, timeout time.Duration, kind byte) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, timeout)
+func (m *muxLayer) dialKind(addr string, timeout time.Duration, kind byte) (net.Conn, error) {
+	d := *m.dialer
+	d.Timeout = timeout
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -292,6 +314,7 @@ func (n *Node) handle(req request) response {
 // peers keeps idle connections to other nodes, so a forwarded commit does not pay for a
 // TCP handshake.
 type peers struct {
+	mux  *muxLayer // nil without a network (tests' in-memory transport)
 	mu   sync.Mutex
 	idle map[string][]net.Conn
 	shut bool
@@ -336,7 +359,10 @@ func (p *peers) get(addr string, timeout time.Duration) (net.Conn, error) {
 		return c, nil
 	}
 	p.mu.Unlock()
-	return dialKind(addr, min(timeout, 5*time.Second), connRPC)
+	if p.mux == nil {
+		return nil, ErrNotLeader
+	}
+	return p.mux.dialKind(addr, min(timeout, 5*time.Second), connRPC)
 }
 
 func (p *peers) put(addr string, c net.Conn) {

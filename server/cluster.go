@@ -74,7 +74,7 @@ func startNode(ctx context.Context, cfg Config, warehouse storage.Store, opener 
 		return nil, err
 	}
 	n, err := cluster.Open(cluster.Config{
-		ID: cfg.NodeID, Dir: filepath.Join(cfg.DataDir, "raft"), Addr: cfg.RaftAddr,
+		ID: cfg.NodeID, Dir: filepath.Join(cfg.DataDir, "raft"), Addr: cfg.RaftAddr, Advertise: cfg.RaftAdvertise,
 		Bootstrap: len(cfg.Join) == 0, Join: cfg.Join, BootstrapExpect: cfg.BootstrapExpect, JoinTimeout: cfg.JoinTimeout,
 		Identity:         identity,
 		HeartbeatTimeout: cfg.RaftTimeout, ElectionTimeout: cfg.RaftTimeout,

@@ -57,6 +57,9 @@ type Config struct {
 	// 127.0.0.1:7307). "off" commits straight to storage: only for measuring what the
 	// coordinator costs, never with other nodes.
 	RaftAddr string
+	// RaftAdvertise is where other nodes reach this one (a proxy, a NAT); default
+	// RaftAddr as bound.
+	RaftAdvertise string
 	// Join lists Raft addresses of nodes to join on first start. With BootstrapExpect N,
 	// nodes that find no cluster there bootstrap one together once N have met. Every node
 	// must share the warehouse. JoinTimeout bounds the joining (default 60s).

@@ -59,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 type serveOptions struct {
 	dataDir, warehouse, mysqlAddr, httpAddr, logLevel string
-	nodeID, raftAddr, join                            string
+	nodeID, raftAddr, raftAdvertise, join             string
 	bootstrapExpect                                   int
 	raftTimeout, joinTimeout                          time.Duration
 	s3Endpoint, s3Region                              string
@@ -98,6 +98,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveOptions) {
 	str(&o.nodeID, "node-id", "LAKEHOUSED_NODE_ID", "node1", "this node's name in its cluster; keep it across restarts")
 	str(&o.raftAddr, "raft-addr", "LAKEHOUSED_RAFT_ADDR", "127.0.0.1:7307",
 		"host:port of the Raft coordinator that ratifies every commit (a single node is a cluster of one); other nodes reach this node there")
+	str(&o.raftAdvertise, "raft-advertise", "LAKEHOUSED_RAFT_ADVERTISE", "", "host:port other nodes reach this node's --raft-addr at, when it differs (a proxy, NAT, or a 0.0.0.0 bind)")
 	str(&o.join, "join", "LAKEHOUSED_JOIN", "", "comma-separated Raft addresses of cluster members to join on first start (every node must share --warehouse)")
 	fs.IntVar(&o.bootstrapExpect, "bootstrap-expect", 0, "with --join: if no cluster answers, bootstrap one together once this many nodes (this one included) have met")
 	fs.DurationVar(&o.joinTimeout, "join-timeout", time.Minute, "how long --join keeps trying before giving up")
@@ -157,7 +158,7 @@ func serve(args []string, stderr io.Writer) int {
 	defer stop()
 	srv, err := server.Start(ctx, server.Config{
 		DataDir: o.dataDir, Warehouse: o.warehouse, MySQLAddr: o.mysqlAddr, HTTPAddr: o.httpAddr,
-		NodeID: o.nodeID, RaftAddr: o.raftAddr, Join: splitList(o.join), BootstrapExpect: o.bootstrapExpect,
+		NodeID: o.nodeID, RaftAddr: o.raftAddr, RaftAdvertise: o.raftAdvertise, Join: splitList(o.join), BootstrapExpect: o.bootstrapExpect,
 		JoinTimeout: o.joinTimeout, RaftTimeout: o.raftTimeout,
 		S3:           storage.S3Config{Endpoint: o.s3Endpoint, Region: o.s3Region, VirtualHost: o.s3VirtualHost},
 		S3CacheBytes: cacheBytes(o.s3CacheMB),
