@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"sort"
 	"sync"
 
@@ -278,15 +279,17 @@ func (f *fsm) digest() string {
 	return string(b)
 }
 
-// Snapshot captures the state; Persist writes it while Apply goes on.
+// Snapshot captures the state (a copy of the maps: the commit bytes are shared, never
+// changed); Persist encodes it straight into the snapshot sink while Apply goes on, so a
+// large state is not held twice in memory as one buffer.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	b, err := json.Marshal(f.tables)
-	if err != nil {
-		return nil, err
+	tables := make(map[string]*tableState, len(f.tables))
+	for t, st := range f.tables {
+		tables[t] = &tableState{Latest: st.Latest, Hashes: maps.Clone(st.Hashes), Pending: maps.Clone(st.Pending)}
 	}
-	return snapshot(b), nil
+	return snapshot(tables), nil
 }
 
 func (f *fsm) Restore(r io.ReadCloser) error {
@@ -309,10 +312,10 @@ func (f *fsm) Restore(r io.ReadCloser) error {
 	return nil
 }
 
-type snapshot []byte
+type snapshot map[string]*tableState
 
 func (s snapshot) Persist(sink raft.SnapshotSink) error {
-	if _, err := sink.Write(s); err != nil {
+	if err := json.NewEncoder(sink).Encode(map[string]*tableState(s)); err != nil {
 		sink.Cancel()
 		return err
 	}
