@@ -293,7 +293,7 @@ func TestLeaderKilledWritesContinue(t *testing.T) {
 	killed := time.Now()
 	c.kill(old)
 	var elected time.Duration
-	for time.Since(killed) < 5*time.Second {
+	for time.Since(killed) < 3*time.Second {
 		if l := c.leader(); l >= 0 && l != old {
 			elected = time.Since(killed)
 			break
@@ -301,7 +301,7 @@ func TestLeaderKilledWritesContinue(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	if elected == 0 {
-		t.Fatal("no new leader within 5 s")
+		t.Fatal("no new leader within 3 s")
 	}
 	time.Sleep(700 * time.Millisecond)
 	w.stop()

@@ -589,3 +589,27 @@ func tail(s string, n int) string {
 	}
 	return s
 }
+
+// TestJoinNobodyAnswers: a daemon told to join addresses where nobody answers retries with
+// backoff, saying so in its log, and exits non-zero with an error that says what to do.
+func TestJoinNobodyAnswers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a daemon process")
+	}
+	t.Parallel()
+	cmd := exec.Command(buildDaemon(t), "serve", "--data-dir", t.TempDir(), "--mysql-addr", freePort(t), "--http-addr", "off",
+		"--raft-addr", freePort(t), "--join", freePort(t)+","+freePort(t), "--join-timeout", "3s", "--log-level", "warn")
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	if err == nil || cmd.ProcessState.ExitCode() == 0 {
+		t.Fatalf("the daemon started without a cluster: %s", out)
+	}
+	for _, want := range []string{"no cluster answered yet; retrying", "no cluster answered at", "--bootstrap-expect"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the log does not say %q:\n%s", want, out)
+		}
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("gave up after %v with a 3 s timeout", d)
+	}
+}
