@@ -81,6 +81,9 @@ type Catalog struct {
 	// told of a change it has not read yet; refreshMu lets one refresh run at a time.
 	stale     atomic.Bool
 	refreshMu sync.Mutex
+	// gen counts this node's own changes (under mu): a refresh that overlapped one reads
+	// again rather than install a view older than it.
+	gen uint64
 	// raw caches the entries as last read, by key: an entry whose size and modification
 	// time are unchanged in the listing is not read again. Used under refreshMu (or by Open).
 	raw map[string]rawEntry
@@ -218,15 +221,23 @@ func (c *Catalog) Refresh(ctx context.Context) error {
 	c.refreshMu.Lock()
 	defer c.refreshMu.Unlock()
 	c.stale.Store(false)
-	dbs, err := c.load(ctx)
-	if err != nil {
-		c.stale.Store(true)
-		return err
+	for attempt := 0; ; attempt++ {
+		c.mu.RLock()
+		gen := c.gen
+		c.mu.RUnlock()
+		dbs, err := c.load(ctx)
+		if err != nil {
+			c.stale.Store(true)
+			return err
+		}
+		c.mu.Lock()
+		if c.gen == gen || attempt == 4 {
+			c.dbs = dbs
+			c.mu.Unlock()
+			return nil
+		}
+		c.mu.Unlock() // a local change happened meanwhile: the listing may predate it
 	}
-	c.mu.Lock()
-	c.dbs = dbs
-	c.mu.Unlock()
-	return nil
 }
 
 // fresh refreshes a catalog marked stale, or (miss) one that lacks a name a lookup wanted:
@@ -240,9 +251,10 @@ func (c *Catalog) fresh(miss bool) {
 	_ = c.Refresh(ctx)
 }
 
-// changed tells the other nodes of a change.
-func (c *Catalog) changed(ctx context.Context) {
-	if c.opts.changed != nil {
+// announce tells the other nodes of a change that succeeded (*err == nil), after c.mu is
+// released: the announcement is a Raft round trip, which must not hold up lookups.
+func (c *Catalog) announce(ctx context.Context, err *error) {
+	if *err == nil && c.opts.changed != nil {
 		_ = c.opts.changed(ctx)
 	}
 }
@@ -319,7 +331,8 @@ func (c *Catalog) Database(name string) (string, bool) {
 }
 
 // CreateDatabase records a new, empty database.
-func (c *Catalog) CreateDatabase(ctx context.Context, name string) error {
+func (c *Catalog) CreateDatabase(ctx context.Context, name string) (err error) {
+	defer c.announce(ctx, &err)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.dbs[strings.ToLower(name)]; ok {
@@ -327,17 +340,21 @@ func (c *Catalog) CreateDatabase(ctx context.Context, name string) error {
 	}
 	e := databaseEntry{Name: name, Created: time.Now().UnixMilli()}
 	b, _ := json.Marshal(e)
-	if err := c.warehouse.Put(ctx, dbKey(name), b); err != nil {
+	// If absent: another node may have made the same database a moment ago.
+	if err := c.warehouse.PutIfAbsent(ctx, dbKey(name), b); errors.Is(err, storage.ErrExist) {
+		return fmt.Errorf("%w: %s", ErrDatabaseExists, name)
+	} else if err != nil {
 		return fmt.Errorf("catalog: create database %s: %w", name, err)
 	}
 	c.dbs[strings.ToLower(name)] = &database{entry: e, tables: map[string]*Table{}}
-	c.changed(ctx)
+	c.gen++
 	return nil
 }
 
 // DropDatabase drops every table of the database (deleting managed tables' files) and then
 // the database itself.
-func (c *Catalog) DropDatabase(ctx context.Context, name string) error {
+func (c *Catalog) DropDatabase(ctx context.Context, name string) (err error) {
+	defer c.announce(ctx, &err)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	d, err := c.dbLocked(name)
@@ -353,7 +370,7 @@ func (c *Catalog) DropDatabase(ctx context.Context, name string) error {
 		return fmt.Errorf("catalog: drop database %s: %w", name, err)
 	}
 	delete(c.dbs, strings.ToLower(name))
-	c.changed(ctx)
+	c.gen++
 	return nil
 }
 
@@ -405,7 +422,8 @@ func (c *Catalog) CreateTable(ctx context.Context, db, name string, create func(
 // addTable registers db.name at location (managed: "" picks a free folder), after prepare
 // has made or checked the table's log. The entry is written last, so a failure or a crash
 // before it leaves no entry without a log.
-func (c *Catalog) addTable(ctx context.Context, db, name, location string, readOnly bool, prepare func(*Table) error) (*Table, error) {
+func (c *Catalog) addTable(ctx context.Context, db, name, location string, readOnly bool, prepare func(*Table) error) (_ *Table, err error) {
+	defer c.announce(ctx, &err)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	d, err := c.dbLocked(db)
@@ -434,7 +452,7 @@ func (c *Catalog) addTable(ctx context.Context, db, name, location string, readO
 		return nil, err
 	}
 	d.tables[strings.ToLower(name)] = t
-	c.changed(ctx)
+	c.gen++
 	return t, nil
 }
 
@@ -486,9 +504,14 @@ func pathSegment(s string) string {
 	return b.String()
 }
 
+// putEntry records a new name; if another node took the name meanwhile, the table exists.
 func (c *Catalog) putEntry(ctx context.Context, e TableEntry) error {
 	b, _ := json.Marshal(e)
-	if err := c.warehouse.Put(ctx, tableKey(e.Database, e.Name), b); err != nil {
+	err := c.warehouse.PutIfAbsent(ctx, tableKey(e.Database, e.Name), b)
+	if errors.Is(err, storage.ErrExist) {
+		return fmt.Errorf("%w: %s.%s", ErrTableExists, e.Database, e.Name)
+	}
+	if err != nil {
 		return fmt.Errorf("catalog: record table %s.%s: %w", e.Database, e.Name, err)
 	}
 	return nil
@@ -504,7 +527,8 @@ func (c *Catalog) Attach(ctx context.Context, db, name, location string, readOnl
 }
 
 // DropTable forgets the table; a managed table's files are deleted, an attached table's stay.
-func (c *Catalog) DropTable(ctx context.Context, db, name string) error {
+func (c *Catalog) DropTable(ctx context.Context, db, name string) (err error) {
+	defer c.announce(ctx, &err)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	d, err := c.dbLocked(db)
@@ -515,7 +539,6 @@ func (c *Catalog) DropTable(ctx context.Context, db, name string) error {
 	if err != nil {
 		return err
 	}
-	defer c.changed(ctx)
 	return c.dropTableLocked(ctx, d, t)
 }
 
@@ -526,6 +549,7 @@ func (c *Catalog) dropTableLocked(ctx context.Context, d *database, t *Table) er
 		return fmt.Errorf("catalog: drop table %s.%s: %w", t.Entry.Database, t.Entry.Name, err)
 	}
 	delete(d.tables, strings.ToLower(t.Entry.Name))
+	c.gen++
 	if t.Entry.Attached {
 		return nil
 	}
@@ -550,7 +574,8 @@ func (c *Catalog) dropTableLocked(ctx context.Context, d *database, t *Table) er
 
 // RenameTable moves a table to a new name (and possibly another database). The files stay
 // where they are; only the entry changes.
-func (c *Catalog) RenameTable(ctx context.Context, db, oldName, newDB, newName string) error {
+func (c *Catalog) RenameTable(ctx context.Context, db, oldName, newDB, newName string) (err error) {
+	defer c.announce(ctx, &err)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	d, err := c.dbLocked(db)
@@ -580,6 +605,6 @@ func (c *Catalog) RenameTable(ctx context.Context, db, oldName, newDB, newName s
 	}
 	delete(d.tables, strings.ToLower(oldName))
 	nd.tables[strings.ToLower(newName)] = &Table{Entry: e, Store: t.Store, Log: t.Log}
-	c.changed(ctx)
+	c.gen++
 	return nil
 }

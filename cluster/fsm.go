@@ -25,6 +25,8 @@ type Commit struct {
 	// Base is the latest version the proposer found published, used only when the cluster
 	// has not seen the table before (its history predates the cluster, or it is new: -1).
 	Base int64 `json:"base"`
+	// atomic: ratified with other tables' commits in one entry (set by pending).
+	atomic bool
 }
 
 type command struct {
@@ -53,6 +55,9 @@ type tableState struct {
 	Latest  int64            `json:"latest"`
 	Hashes  map[int64]string `json:"hashes"`  // recent versions
 	Pending map[int64][]byte `json:"pending"` // ratified, not yet published
+	// Atomic marks pending versions ratified together with other tables' commits: they
+	// are never undone alone.
+	Atomic map[int64]bool `json:"atomic,omitempty"`
 }
 
 // ratifyResult is what Apply returns for a ratify command.
@@ -67,12 +72,13 @@ type fsm struct {
 	mu     sync.RWMutex
 	tables map[string]*tableState
 	// onCatalog is told of catalog changes (it must not block: it marks the node's
-	// catalog stale).
+	// catalog stale); onForget of dropped tables.
 	onCatalog func()
+	onForget  func(tables []string)
 }
 
-func newFSM(onCatalog func()) *fsm {
-	return &fsm{tables: map[string]*tableState{}, onCatalog: onCatalog}
+func newFSM(onCatalog func(), onForget func([]string)) *fsm {
+	return &fsm{tables: map[string]*tableState{}, onCatalog: onCatalog, onForget: onForget}
 }
 
 func (f *fsm) Apply(l *raft.Log) any {
@@ -126,6 +132,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 		for _, t := range c.Tables {
 			delete(f.tables, t)
 		}
+		if f.onForget != nil {
+			f.onForget(c.Tables)
+		}
 		return nil
 	}
 	return &ratifyResult{Err: fmt.Errorf("cluster: unknown command %q in log entry %d", c.Op, l.Index)}
@@ -137,6 +146,7 @@ func (f *fsm) dropFrom(st *tableState, v int64) {
 		if pv >= v {
 			delete(st.Pending, pv)
 			delete(st.Hashes, pv)
+			delete(st.Atomic, pv)
 		}
 	}
 }
@@ -148,6 +158,7 @@ func (f *fsm) published(vs []Version) {
 			for pv := range st.Pending {
 				if pv <= v.Version {
 					delete(st.Pending, pv)
+					delete(st.Atomic, pv)
 				}
 			}
 		}
@@ -195,6 +206,12 @@ func (f *fsm) ratify(commits []Commit) *ratifyResult {
 		st.Latest = c.Version
 		st.Hashes[c.Version] = c.Hash
 		st.Pending[c.Version] = c.Data
+		if len(commits) > 1 {
+			if st.Atomic == nil {
+				st.Atomic = map[int64]bool{}
+			}
+			st.Atomic[c.Version] = true
+		}
 		delete(st.Hashes, c.Version-recentHashes)
 	}
 	return &ratifyResult{}
@@ -259,7 +276,7 @@ func (f *fsm) pending(table string) []Commit {
 			continue
 		}
 		for v, d := range st.Pending {
-			out = append(out, Commit{Table: t, Version: v, Data: d, Hash: st.Hashes[v]})
+			out = append(out, Commit{Table: t, Version: v, Data: d, Hash: st.Hashes[v], atomic: st.Atomic[v]})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -287,7 +304,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	defer f.mu.RUnlock()
 	tables := make(map[string]*tableState, len(f.tables))
 	for t, st := range f.tables {
-		tables[t] = &tableState{Latest: st.Latest, Hashes: maps.Clone(st.Hashes), Pending: maps.Clone(st.Pending)}
+		tables[t] = &tableState{Latest: st.Latest, Hashes: maps.Clone(st.Hashes), Pending: maps.Clone(st.Pending), Atomic: maps.Clone(st.Atomic)}
 	}
 	return snapshot(tables), nil
 }
@@ -309,6 +326,9 @@ func (f *fsm) Restore(r io.ReadCloser) error {
 	f.mu.Lock()
 	f.tables = tables
 	f.mu.Unlock()
+	if f.onCatalog != nil {
+		f.onCatalog() // announcements the snapshot replaced are not replayed
+	}
 	return nil
 }
 

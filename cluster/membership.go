@@ -109,27 +109,6 @@ func (n *Node) admit(ctx context.Context, req request) error {
 		}
 		return resp.err()
 	}
-	identity := req.Identity
-	if identity == "" && n.cfg.Identity != "" {
-		// An operator's lake_cluster_join: ask the node itself.
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		resp, err := n.peers.call(cctx, req.Addr, request{Op: "status"})
-		cancel()
-		if err != nil {
-			return fmt.Errorf("%w: node %s at %s does not answer (start it with --node-id %s --raft-addr %s first): %v", ErrMembership, req.ID, req.Addr, req.ID, req.Addr, err)
-		}
-		if resp.Status == nil || resp.Status.ID != req.ID {
-			got := ""
-			if resp.Status != nil {
-				got = resp.Status.ID
-			}
-			return fmt.Errorf("%w: the node at %s is %q, not %q", ErrMembership, req.Addr, got, req.ID)
-		}
-		identity = resp.Status.Identity
-	}
-	if err := n.sameWarehouse(req.ID, identity); err != nil {
-		return err
-	}
 	fut := n.raft.GetConfiguration()
 	if err := fut.Error(); err != nil {
 		return err
@@ -143,6 +122,24 @@ func (n *Node) admit(ctx context.Context, req request) error {
 		case string(s.Address) == req.Addr:
 			return fmt.Errorf("%w: address %s already belongs to node %q; remove it first with CALL lake_cluster_remove('%s')", ErrMembership, req.Addr, s.ID, s.ID)
 		}
+	}
+	// The leader must reach the node where it says it is before it becomes a voter: a
+	// voter nobody can reach takes the quorum with it.
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	resp, err := n.peers.call(cctx, req.Addr, request{Op: "status"})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("%w: node %s at %s does not answer (start it with --node-id %s --raft-addr %s first, or fix its --raft-advertise): %v", ErrMembership, req.ID, req.Addr, req.ID, req.Addr, err)
+	}
+	if resp.Status == nil || resp.Status.ID != req.ID {
+		got := ""
+		if resp.Status != nil {
+			got = resp.Status.ID
+		}
+		return fmt.Errorf("%w: the node at %s is %q, not %q", ErrMembership, req.Addr, got, req.ID)
+	}
+	if err := n.sameWarehouse(req.ID, resp.Status.Identity); err != nil {
+		return err
 	}
 	n.log.Info("cluster: adding a voter", "id", req.ID, "addr", req.Addr)
 	return n.raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.Addr), 0, 10*time.Second).Error()
@@ -345,8 +342,8 @@ func (n *Node) readIndex(ctx context.Context) error {
 }
 
 func (n *Node) readIndexLocal() (uint64, error) {
-	if !n.IsLeader() {
-		return 0, ErrNotLeader
+	if !n.IsLeader() || !n.leaderReady.Load() {
+		return 0, ErrNotLeader // a new leader's commit index is the cluster's only after its barrier
 	}
 	idx := n.raft.CommitIndex()
 	if err := n.raft.VerifyLeader().Error(); err != nil {

@@ -19,11 +19,14 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/lakehoused/lakehoused/storage"
 )
 
 // ErrNotLeader is returned by operations only the leader can do when there is no leader to
@@ -128,13 +131,17 @@ type Node struct {
 	pubMu      sync.Mutex
 	published  map[string]int64
 	unrecorded map[string]int64
-	staged     sync.Map // stagedID → storage.Staged: commits staged on this node
-	peers      peers    // connections to other nodes
-	notifyMu   sync.Mutex
-	notified   map[string]string // id → address of nodes waiting to bootstrap together
-	ready      chan struct{}     // closed once raft is set: requests wait for it
-	stop       chan struct{}
-	done       sync.WaitGroup
+	forgetGen  uint64 // bumped by every forget: markers taken before it are stale
+	// leaderReady: this node leads and has applied every entry of earlier terms (its
+	// commit index is then the cluster's, which ReadIndex hands out).
+	leaderReady atomic.Bool
+	staged      sync.Map // stagedID → storage.Staged: commits staged on this node
+	peers       peers    // connections to other nodes
+	notifyMu    sync.Mutex
+	notified    map[string]string // id → address of nodes waiting to bootstrap together
+	ready       chan struct{}     // closed once raft is set: requests wait for it
+	stop        chan struct{}
+	done        sync.WaitGroup
 }
 
 // Open starts the node: it recovers its state from Dir and, with Bootstrap and no state,
@@ -179,8 +186,9 @@ func Open(cfg Config) (*Node, error) {
 	if cfg.JoinTimeout <= 0 {
 		cfg.JoinTimeout = time.Minute
 	}
-	n := &Node{cfg: cfg, fsm: newFSM(cfg.OnCatalogChange), bolt: bolt, log: log, stop: make(chan struct{}), ready: make(chan struct{}),
+	n := &Node{cfg: cfg, bolt: bolt, log: log, stop: make(chan struct{}), ready: make(chan struct{}),
 		locks: map[string]*sync.Mutex{}, published: map[string]int64{}, unrecorded: map[string]int64{}}
+	n.fsm = newFSM(cfg.OnCatalogChange, n.forgetPublished)
 	n.trans = cfg.Transport
 	if n.trans == nil {
 		mux, err := listenMux(cfg.Addr, cfg.Advertise, n.serveConn)
@@ -335,13 +343,23 @@ func (n *Node) CatalogChanged(ctx context.Context) error {
 // leadership moves.
 func (n *Node) submit(ctx context.Context, cmd []byte) error {
 	var last error
+	// ambiguous: an attempt may have entered the log (leadership lost, a peer that went
+	// away mid-call); if no later attempt settles it, the outcome is unknown, and the
+	// caller must not act as if nothing happened (by deleting the data files).
+	ambiguous := false
+	unknown := func(err error) error {
+		if ambiguous && !errors.Is(err, storage.ErrOutcomeUnknown) {
+			return fmt.Errorf("%w: %w", storage.ErrOutcomeUnknown, err)
+		}
+		return err
+	}
 	for attempt := 0; attempt < 50; attempt++ {
 		if attempt > 0 {
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("cluster: %w (last error: %v)", ctx.Err(), last)
+				return unknown(fmt.Errorf("cluster: %w (last error: %v)", ctx.Err(), last))
 			case <-n.stop:
-				return ErrShutdown
+				return unknown(ErrShutdown)
 			case <-time.After(time.Duration(min(attempt, 10)) * 50 * time.Millisecond):
 			}
 		}
@@ -356,9 +374,11 @@ func (n *Node) submit(ctx context.Context, cmd []byte) error {
 		if err == nil || !retryable(err) {
 			return err
 		}
+		ambiguous = ambiguous || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, ErrUnreachable) ||
+			errors.Is(err, ErrShutdown) || errors.Is(err, raft.ErrRaftShutdown)
 		last = err
 	}
-	return fmt.Errorf("cluster: gave up after retries: %w", last)
+	return unknown(fmt.Errorf("cluster: gave up after retries: %w", last))
 }
 
 // retryable errors leave the outcome to a retry: nothing entered the log, or the leader
@@ -380,8 +400,9 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) error {
 		return raft.ErrNotLeader
 	}
 	var carried []Version
+	var gen uint64
 	if c.Op == "ratify" {
-		if carried = n.takeUnrecorded(); len(carried) > 0 {
+		if carried, gen = n.takeUnrecorded(); len(carried) > 0 {
 			c.Versions = carried
 			b, err := json.Marshal(c)
 			if err != nil {
@@ -392,11 +413,14 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) error {
 	}
 	fut := n.raft.Apply(cmd, 10*time.Second)
 	if err := n.await(fut); err != nil {
-		n.putBackUnrecorded(carried)
+		n.putBackUnrecorded(carried, gen)
 		return err
 	}
 	if res, ok := fut.Response().(*ratifyResult); ok && res != nil {
 		if res.Conflict != nil {
+			// The version is ratified for another commit: make sure it gets published (its
+			// proposer may be gone), or the loser would wait for a file that never comes.
+			_, _ = n.publishTable(ctx, res.Conflict.Table)
 			return &VersionTaken{Table: res.Conflict.Table, Version: res.Conflict.Version}
 		}
 		if res.Err != nil {
@@ -404,13 +428,6 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) error {
 		}
 	}
 	switch c.Op {
-	case "forget":
-		n.pubMu.Lock()
-		for _, t := range c.Tables {
-			delete(n.published, t)
-			delete(n.unrecorded, t)
-		}
-		n.pubMu.Unlock()
 	case "ratify":
 		return n.publishCommits(ctx, c.Commits)
 	}
@@ -418,10 +435,12 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) error {
 }
 
 // publishCommits publishes the tables of ratified commits, each up to and including its
-// commit, and reports whether the commits made it: a commit whose version a writer outside
-// the cluster took is a lost race (ErrConflict), as with put-if-absent; one that could not
-// be published (or was undone because an earlier version could not be) fails. Tables
-// published before a failure stay published.
+// commit, and reports how the commits fared: nil when all are published; a definite
+// failure when none is (a version a writer outside the cluster took is a lost race,
+// *VersionTaken, as with put-if-absent; a version undone because it could not be
+// written); and an error wrapping storage.ErrOutcomeUnknown otherwise (some tables
+// published and not others, or a write whose outcome is unknown), so the caller keeps its
+// data files: what is ratified is published once storage allows.
 func (n *Node) publishCommits(ctx context.Context, commits []Commit) error {
 	var tables []string
 	for _, cm := range commits {
@@ -430,41 +449,60 @@ func (n *Node) publishCommits(ctx context.Context, commits []Commit) error {
 		}
 	}
 	slices.Sort(tables)
+	upTo := map[string]int64{}
+	var publishErr error
 	for _, t := range tables {
-		if err := n.publishTable(ctx, t); err != nil {
-			return err
+		v, err := n.publishTable(ctx, t)
+		upTo[t] = v
+		if err != nil && publishErr == nil {
+			publishErr = err
 		}
 	}
+	var published int
+	var definite error
 	for _, cm := range commits {
 		state, latest := n.fsm.state(cm)
 		switch {
-		case state == statePublished:
-		case state == statePending && n.publishedUpTo(cm.Table) >= cm.Version:
+		case state == statePublished, state == statePending && upTo[cm.Table] >= cm.Version:
+			published++
 		case state == stateGone && latest >= cm.Version:
-			return &VersionTaken{Table: cm.Table, Version: cm.Version, Outside: true}
+			if definite == nil {
+				definite = &VersionTaken{Table: cm.Table, Version: cm.Version, Outside: true}
+			}
 		case state == stateGone:
-			return fmt.Errorf("cluster: %s version %d was undone: an earlier version could not be published", cm.Table, cm.Version)
-		default:
-			return fmt.Errorf("cluster: %s version %d is ratified but not published", cm.Table, cm.Version)
+			if definite == nil {
+				definite = fmt.Errorf("cluster: %s version %d was undone: it, or an earlier version, could not be written (%v)", cm.Table, cm.Version, publishErr)
+			}
+		default: // still pending: kept to be published later
+			return fmt.Errorf("%w: %s version %d is ratified, not yet written: %v", storage.ErrOutcomeUnknown, cm.Table, cm.Version, publishErr)
 		}
 	}
-	return nil
+	switch {
+	case published == len(commits):
+		return nil
+	case published == 0:
+		return definite
+	}
+	return fmt.Errorf("%w: the transaction is partly written (%d of %d tables): %v", storage.ErrOutcomeUnknown, published, len(commits), definite)
 }
 
 // publishTable writes the table's ratified, unpublished commits in version order (after a
-// leader change some may be an old leader's). A version a writer outside the cluster took
-// meanwhile is voided with the versions after it; a version that cannot be written is
-// undone with the versions after it (none of them was acknowledged: a commit is answered
-// only once published).
-func (n *Node) publishTable(ctx context.Context, table string) error {
+// leader change some may be an old leader's), and returns the highest version it knows
+// written. A version a writer outside the cluster took meanwhile is voided with the
+// versions after it. A version that certainly was not written is undone with the versions
+// after it (none was acknowledged: a commit is answered only once published), unless it
+// belongs to a multi-table transaction, which is kept to be written later rather than
+// split; a write whose outcome is unknown is kept too.
+func (n *Node) publishTable(ctx context.Context, table string) (int64, error) {
 	mu := n.tableLock(table)
 	mu.Lock()
 	defer mu.Unlock()
 	done := n.publishedUpTo(table)
+	start := done
 	if n.cfg.OnPublished != nil {
 		defer func() {
-			if v := n.publishedUpTo(table); v > done {
-				n.cfg.OnPublished(table, v)
+			if done > start {
+				n.cfg.OnPublished(table, done)
 			}
 		}()
 	}
@@ -476,20 +514,26 @@ func (n *Node) publishTable(ctx context.Context, table string) error {
 		switch {
 		case err == nil:
 			n.markPublished(table, c.Version)
+			done = c.Version
 			continue
 		case errors.Is(err, ErrTakenOutside):
 			if verr := n.applyCommand(command{Op: "void", Versions: []Version{{table, c.Version}}}); verr != nil {
-				return fmt.Errorf("cluster: voiding %s version %d, taken outside the cluster: %w", table, c.Version, verr)
+				return done, fmt.Errorf("cluster: voiding %s version %d, taken outside the cluster: %w", table, c.Version, verr)
 			}
-			return nil
+			return done, nil
+		case errors.Is(err, storage.ErrOutcomeUnknown):
+			return done, fmt.Errorf("cluster: publishing %s version %d: %w", table, c.Version, err)
+		case c.atomic:
+			return done, fmt.Errorf("cluster: publishing %s version %d of a multi-table transaction (kept, to be written when storage allows): %w", table, c.Version, err)
 		}
 		if uerr := n.applyCommand(command{Op: "unratify", Commits: []Commit{c}}); uerr != nil {
 			n.log.Error("cluster: undoing commits that could not be published; they will be published later", "table", table, "version", c.Version, "err", uerr)
+			return done, fmt.Errorf("%w: publishing %s version %d: %v (and undoing it: %v)", storage.ErrOutcomeUnknown, table, c.Version, err, uerr)
 		}
-		return fmt.Errorf("cluster: publishing %s version %d: %w", table, c.Version, err)
+		return done, fmt.Errorf("cluster: publishing %s version %d: %w", table, c.Version, err)
 	}
 	n.recordIfMany()
-	return nil
+	return done, nil
 }
 
 // await waits for a future of the log. With BatchApplyCh, Raft buffers entries; one
@@ -547,7 +591,7 @@ func (n *Node) markPublished(table string, v int64) {
 
 // takeUnrecorded hands the published versions the state does not know of yet to a command
 // that records them.
-func (n *Node) takeUnrecorded() []Version {
+func (n *Node) takeUnrecorded() ([]Version, uint64) {
 	n.pubMu.Lock()
 	defer n.pubMu.Unlock()
 	var out []Version
@@ -555,13 +599,17 @@ func (n *Node) takeUnrecorded() []Version {
 		out = append(out, Version{t, v})
 	}
 	clear(n.unrecorded)
-	return out
+	return out, n.forgetGen
 }
 
-// putBackUnrecorded returns versions whose recording command failed.
-func (n *Node) putBackUnrecorded(vs []Version) {
+// putBackUnrecorded returns versions whose recording command failed, unless a table was
+// forgotten since they were taken (they would describe the old table).
+func (n *Node) putBackUnrecorded(vs []Version, gen uint64) {
 	n.pubMu.Lock()
 	defer n.pubMu.Unlock()
+	if gen != n.forgetGen {
+		return
+	}
 	for _, v := range vs {
 		if u, ok := n.unrecorded[v.Table]; !ok || u < v.Version {
 			n.unrecorded[v.Table] = v.Version
@@ -579,10 +627,10 @@ func (n *Node) recordIfMany() {
 	if !many {
 		return
 	}
-	vs := n.takeUnrecorded()
+	vs, gen := n.takeUnrecorded()
 	if err := n.applyCommand(command{Op: "published", Versions: vs}); err != nil {
 		// The marker only lets the state drop the bytes; publishing again is harmless.
-		n.putBackUnrecorded(vs)
+		n.putBackUnrecorded(vs, gen)
 		n.log.Warn("cluster: recording published commits", "err", err)
 	}
 }
@@ -596,7 +644,7 @@ func (n *Node) publishAll(ctx context.Context) error {
 			continue
 		}
 		seen[c.Table] = true
-		if err := n.publishTable(ctx, c.Table); err != nil {
+		if _, err := n.publishTable(ctx, c.Table); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -612,23 +660,29 @@ func (n *Node) watchLeadership() {
 		case <-n.stop:
 			return
 		case lead := <-n.raft.LeaderCh():
+			n.leaderReady.Store(false)
 			if !lead {
 				continue
 			}
-			// Wait for the entries of earlier terms to be applied first.
-			if err := n.await(n.raft.Barrier(10 * time.Second)); err != nil {
-				n.log.Warn("cluster: new leader could not catch up", "err", err)
-				continue
-			}
-			n.pubMu.Lock()
-			// From an earlier term: what the state holds as pending is published again
-			// (an existing file with the same bytes is success).
-			clear(n.published)
-			clear(n.unrecorded)
-			n.pubMu.Unlock()
-			err := n.publishAll(context.Background())
-			if err != nil {
-				n.log.Error("cluster: new leader could not publish ratified commits", "err", err)
+			// Wait for the entries of earlier terms to be applied, then publish what an
+			// earlier leader ratified and did not publish (an existing file with the same
+			// bytes is success). What this node published itself in an earlier term stays
+			// known: a published version never changes (a forget clears it). Retried
+			// while this node leads: an unpublished version would stall its table.
+			for wait := 50 * time.Millisecond; n.IsLeader(); wait = min(2*wait, 5*time.Second) {
+				err := n.await(n.raft.Barrier(10 * time.Second))
+				if err == nil {
+					n.leaderReady.Store(true)
+					if err = n.publishAll(context.Background()); err == nil {
+						break
+					}
+				}
+				n.log.Warn("cluster: new leader could not catch up or publish ratified commits; retrying", "err", err, "in", wait)
+				select {
+				case <-n.stop:
+					return
+				case <-time.After(wait):
+				}
 			}
 		}
 	}
@@ -640,4 +694,16 @@ type slogWriter struct{ log *slog.Logger }
 func (w slogWriter) Write(p []byte) (int, error) {
 	w.log.Warn(string(p))
 	return len(p), nil
+}
+
+// forgetPublished drops what this node published of tables the cluster forgot (dropped):
+// a new table in the same folder starts again from version 0.
+func (n *Node) forgetPublished(tables []string) {
+	n.pubMu.Lock()
+	defer n.pubMu.Unlock()
+	for _, t := range tables {
+		delete(n.published, t)
+		delete(n.unrecorded, t)
+	}
+	n.forgetGen++
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/lakehoused/lakehoused/storage"
 )
 
 // One port per node carries both Raft's own traffic and the cluster's requests between
@@ -180,6 +182,7 @@ var errCodes = []struct {
 	code string
 	err  error
 }{
+	{"outcome_unknown", storage.ErrOutcomeUnknown}, // first: it may wrap any of the others
 	{"conflict", ErrConflict}, {"gap", ErrGap}, {"not_leader", ErrNotLeader},
 	{"leadership_lost", raft.ErrLeadershipLost}, {"shutdown", ErrShutdown},
 	{"warehouse", ErrWarehouse}, {"membership", ErrMembership}, {"taken", ErrTakenOutside},
@@ -190,10 +193,10 @@ func encodeErr(err error) response {
 		return response{}
 	}
 	var taken *VersionTaken
-	if errors.As(err, &taken) {
+	if errors.As(err, &taken) && !errors.Is(err, storage.ErrOutcomeUnknown) {
 		return response{Code: "conflict", Error: err.Error(), Taken: taken}
 	}
-	if retryable(err) && !errors.Is(err, raft.ErrLeadershipLost) {
+	if retryable(err) && !errors.Is(err, raft.ErrLeadershipLost) && !errors.Is(err, storage.ErrOutcomeUnknown) {
 		return response{Code: "not_leader", Error: err.Error()}
 	}
 	for _, e := range errCodes {

@@ -151,6 +151,9 @@ func (a *Auto) wake(log *txlog.Log, idle bool) {
 	if a.stopped {
 		return
 	}
+	if a.Lead != nil && !a.Lead() {
+		return // leadership moved: the new leader compacts
+	}
 	st := a.state(log)
 	if st.running {
 		st.dirty = true

@@ -3,6 +3,7 @@ package sql
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -86,9 +87,14 @@ func clusterVariables() []gms.SystemVariable {
 	}}
 }
 
+// readsNothing matches statements that read no table (session settings, variables): they
+// run without waiting, so a node cut off from its leader still takes
+// SET lake_read_consistency = 'local'.
+var readsNothing = regexp.MustCompile(`(?is)^\s*(SET|USE|SHOW\s+(SESSION\s+|GLOBAL\s+)?(VARIABLES|STATUS|WARNINGS|ERRORS)|SELECT\s+@@[\w.]+\s*(,\s*@@[\w.]+\s*)*;?\s*$|COMMIT|ROLLBACK|BEGIN|START\s+TRANSACTION)\b`)
+
 // syncReads makes the connection's next statement wait for its read consistency.
-func (e *Engine) syncReads(ctx context.Context, connID uint32) error {
-	if e == nil || e.cfg.Cluster == nil {
+func (e *Engine) syncReads(ctx context.Context, connID uint32, query string) error {
+	if e == nil || e.cfg.Cluster == nil || readsNothing.MatchString(query) {
 		return nil
 	}
 	level := "leader"

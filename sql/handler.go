@@ -64,7 +64,7 @@ func (h handler) ComQuery(ctx context.Context, c *mysql.Conn, query string, cb m
 	if err != nil {
 		return err
 	}
-	if err := h.e.syncReads(ctx, c.ConnectionID); err != nil {
+	if err := h.e.syncReads(ctx, c.ConnectionID, query); err != nil {
 		return err
 	}
 	err = h.Handler.ComQuery(ctx, c, query, cb)
@@ -182,7 +182,7 @@ func (h handler) ComMultiQuery(ctx context.Context, c *mysql.Conn, query string,
 	if err != nil {
 		return "", err
 	}
-	if err := h.e.syncReads(ctx, c.ConnectionID); err != nil {
+	if err := h.e.syncReads(ctx, c.ConnectionID, query); err != nil {
 		return "", err
 	}
 	rest, err := h.Handler.ComMultiQuery(ctx, c, query, cb)
@@ -205,7 +205,7 @@ func (h handler) ComPrepare(ctx context.Context, c *mysql.Conn, query string, p 
 }
 
 func (h handler) ComStmtExecute(ctx context.Context, c *mysql.Conn, p *mysql.PrepareData, cb func(*sqltypes.Result) error) error {
-	if err := h.e.syncReads(ctx, c.ConnectionID); err != nil {
+	if err := h.e.syncReads(ctx, c.ConnectionID, p.PrepareStmt); err != nil {
 		return err
 	}
 	return mapError(h.Handler.ComStmtExecute(ctx, c, p, cb))

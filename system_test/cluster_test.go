@@ -136,7 +136,7 @@ func TestClusterOfThreeNodes(t *testing.T) {
 	for _, bad := range []struct{ q, want string }{
 		{"CALL lake_cluster_remove('n7')", "there is no node \"n7\""},
 		{"CALL lake_cluster_join('n7', '" + freePort(t) + "')", "does not answer"},
-		{"CALL lake_cluster_join('n1', '127.0.0.1:1')", "does not answer"},
+		{"CALL lake_cluster_join('n1', '127.0.0.1:1')", "already in the cluster"},
 	} {
 		if _, err := fc.ExecContext(context.Background(), bad.q); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Fatalf("%s: %v, want an error saying %q", bad.q, err, bad.want)
