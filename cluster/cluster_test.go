@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,11 +26,14 @@ type testCluster struct {
 	shared storage.Store // the table's folder, as every node sees it
 	others sync.Map      // other tables' stores by URL (in memory)
 	full   atomic.Bool   // publishing fails, as on a full disk
-	nodes  []*Node
-	trans  []*raft.InmemTransport
-	dirs   []string
-	mu     sync.Mutex
-	down   map[int]bool
+	// failing, when set, names the one table whose publication fails: "unknown" as a
+	// write whose outcome is unknown, else as a full disk.
+	failing atomic.Value // [2]string{url, how}
+	nodes   []*Node
+	trans   []*raft.InmemTransport
+	dirs    []string
+	mu      sync.Mutex
+	down    map[int]bool
 }
 
 func newCluster(t testing.TB, size int) *testCluster {
@@ -82,6 +86,12 @@ func (c *testCluster) open(i int, bootstrap bool) *Node {
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Publish: PublishTo(func(_ context.Context, url string) (storage.Store, error) {
 			if c.full.Load() {
+				return nil, errors.New("no space left on device")
+			}
+			if f, _ := c.failing.Load().([2]string); f[0] == url {
+				if f[1] == "unknown" {
+					return nil, fmt.Errorf("%w: syncing the directory failed", storage.ErrOutcomeUnknown)
+				}
 				return nil, errors.New("no space left on device")
 			}
 			if url == c.shared.URL() {
@@ -552,4 +562,81 @@ func TestAtomicCommitsAcrossTables(t *testing.T) {
 		}
 	}
 	t.Logf("%d two-table transactions from 3 nodes, each in one log entry", ok.Load())
+}
+
+// TestUnwrittenCommitsAreKept: a commit whose write has an unknown outcome, and a
+// multi-table transaction one of whose tables cannot be written, are not undone: their
+// committers are told the outcome is unknown (so they keep their data files), and the
+// versions are written as soon as storage allows, before any later version.
+func TestUnwrittenCommitsAreKept(t *testing.T) {
+	c := newCluster(t, 3)
+	ctx := context.Background()
+	other := storage.NewMem("mem://other-table")
+	c.others.Store(other.URL(), other)
+	create(t, c.nodes[0], c.shared)
+	create(t, c.nodes[0], other)
+	com := txlog.NewStorageCommitter()
+	commit := func(n *Node, s storage.Store, path string) error {
+		log := txlog.NewLog(n.Wrap(s))
+		read, err := log.LatestVersion(ctx)
+		if err == nil {
+			_, err = com.Commit(ctx, log, read, []txlog.Action{add(path)})
+		}
+		return err
+	}
+
+	c.failing.Store([2]string{c.shared.URL(), "unknown"})
+	if err := commit(c.nodes[1], c.shared, "maybe.parquet"); !errors.Is(err, storage.ErrOutcomeUnknown) {
+		t.Fatalf("a write of unknown outcome: %v", err)
+	}
+	if v, _ := c.nodes[0].Known(c.shared.URL()); v != 1 {
+		t.Fatalf("the commit was undone (latest %d)", v)
+	}
+	c.failing.Store([2]string{})
+	if err := commit(c.nodes[2], c.shared, "next.parquet"); err != nil {
+		t.Fatal(err)
+	}
+	var acked sync.Map
+	acked.Store("maybe.parquet", true)
+	acked.Store("next.parquet", true)
+	if n := c.check(&acked); n != 2 {
+		t.Fatalf("%d files, want 2", n)
+	}
+
+	// Two tables in one transaction; the second cannot be written.
+	c.failing.Store([2]string{other.URL(), "full"})
+	actx, leave := c.nodes[1].Atomic(ctx, 2)
+	errs := make(chan error, 2)
+	for _, s := range []storage.Store{c.shared, other} {
+		go func() {
+			log := txlog.NewLog(c.nodes[1].Wrap(s))
+			read, err := log.LatestVersion(actx)
+			if err == nil {
+				_, err = com.Commit(actx, log, read, []txlog.Action{add("both.parquet")})
+			}
+			leave(err)
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; !errors.Is(err, storage.ErrOutcomeUnknown) {
+			t.Fatalf("a transaction written on one table only: %v", err)
+		}
+	}
+	c.failing.Store([2]string{})
+	if err := commit(c.nodes[0], other, "later.parquet"); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := txlog.NewLog(other).Snapshot(ctx, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, f := range snap.Files {
+		paths = append(paths, f.Path)
+	}
+	if !slices.Contains(paths, "both.parquet") || !slices.Contains(paths, "later.parquet") || snap.Version != 2 {
+		t.Fatalf("the other table at version %d holds %v; the transaction's version first, then the later one", snap.Version, paths)
+	}
+	c.waitSame()
 }
