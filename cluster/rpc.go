@@ -335,6 +335,8 @@ func (p *peers) call(ctx context.Context, addr string, req request) (response, e
 		return response{}, fmt.Errorf("%w: %s: %v", ErrUnreachable, addr, err)
 	}
 	c.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) }) // cancelled: unblock
+	defer stop()
 	var resp response
 	if err := writeFrame(c, req); err != nil {
 		c.Close()
@@ -394,7 +396,26 @@ func (p *peers) close() {
 }
 
 // forward is Config.Forward over the network: the command runs in the leader's Apply.
-func (n *Node) forward(ctx context.Context, _, leaderAddr string, cmd []byte) error {
+func (n *Node) forward(ctx context.Context, leaderID, leaderAddr string, cmd []byte) error {
+	// One attempt: given up when another node leads meanwhile (this one may be frozen or
+	// cut off), or after 10 s; the caller retries with the leader of the moment.
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if id, _ := n.Leader(); id != "" && id != leaderID {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
 	resp, err := n.peers.call(ctx, leaderAddr, request{Op: "apply", Cmd: cmd})
 	if err != nil {
 		return err
