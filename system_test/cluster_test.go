@@ -185,12 +185,12 @@ func TestClusterOfThreeNodes(t *testing.T) {
 	}
 }
 
-// waitFor polls cond for up to 5 s.
+// waitFor polls cond for up to 20 s (a loaded machine compacts late).
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); {
+	for deadline := time.Now().Add(20 * time.Second); !cond(); {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not reached within 5 s")
+			t.Fatal("condition not reached within 20 s")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
