@@ -58,6 +58,8 @@ var mlTables = []string{
 		"status VARCHAR(20), description TEXT, creation_time BIGINT, PRIMARY KEY (name, version))",
 	"CREATE TABLE IF NOT EXISTS ml.model_aliases (name VARCHAR(256) NOT NULL, alias VARCHAR(256) NOT NULL, version INT NOT NULL, " +
 		"PRIMARY KEY (name, alias))",
+	mlModelsTable,
+	mlTrialsTable,
 }
 
 type mlState struct {
@@ -69,6 +71,9 @@ type mlState struct {
 	latestMu      sync.Mutex
 	latestVersion string
 	latest        []gms.Row
+
+	// models caches trained models loaded for prediction (ml_predict.go).
+	models modelCache
 }
 
 // ensureML creates the ml database, its tables and the Default experiment (id 0) once.
