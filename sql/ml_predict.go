@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -457,6 +458,10 @@ func (f *predictTable) NewInstance(ctx *gms.Context, db gms.Database, args []gms
 // model's blocked tree walk, few enough to keep the first rows quick.
 const predictBatch = 4096
 
+// RowIter reads the query's rows on one goroutine and predicts batches on every core, in
+// order: the engine hands rows over one at a time, so a single goroutine reading, converting
+// and predicting would leave the other cores idle while the model is the slow part (a
+// 100-tree forest), and the model idle while rows are decoded (a linear model).
 func (f *predictTable) RowIter(ctx *gms.Context, _ gms.Row) (gms.RowIter, error) {
 	sch, iter, err := f.engine.mlQueryIter(ctx, f.query)
 	if err != nil {
@@ -467,62 +472,105 @@ func (f *predictTable) RowIter(ctx *gms.Context, _ gms.Row) (gms.RowIter, error)
 		return nil, mysql.NewSQLError(mysql.ERUnknownError, mysql.SSUnknownSQLState,
 			"ml_predict_table: the query's columns changed since the statement was planned; run it again")
 	}
-	return &predictIter{f: f, src: iter}, nil
+	workers := runtime.GOMAXPROCS(0)
+	it := &predictIter{f: f, src: iter, queue: make(chan chan predicted, workers+1), stop: make(chan struct{}), readerDone: make(chan struct{})}
+	go it.read(ctx, workers)
+	return it, nil
+}
+
+// predicted is one batch's output rows, or the error that ended the scan.
+type predicted struct {
+	rows []gms.Row
+	err  error
 }
 
 type predictIter struct {
-	f    *predictTable
-	src  gms.RowIter
-	buf  []gms.Row
-	out  []gms.Row
-	done bool
+	f          *predictTable
+	src        gms.RowIter
+	queue      chan chan predicted // batches in source order, each filled by a worker
+	stop       chan struct{}
+	readerDone chan struct{}
+	closed     bool
+	out        []gms.Row
+	err        error
 }
 
-func (it *predictIter) Next(ctx *gms.Context) (gms.Row, error) {
-	for len(it.out) == 0 {
-		if it.done {
-			return nil, io.EOF
+// read reads batches of source rows and hands each to a worker, queueing its result slot
+// in order.
+func (it *predictIter) read(ctx *gms.Context, workers int) {
+	defer close(it.readerDone)
+	defer close(it.queue)
+	type job struct {
+		rows []gms.Row
+		out  chan predicted
+	}
+	work := make(chan job, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for j := range work {
+				rows, err := it.predict(j.rows)
+				j.out <- predicted{rows, err}
+			}
+		})
+	}
+	defer func() {
+		close(work)
+		wg.Wait()
+	}()
+	for {
+		var rows []gms.Row
+		var err error
+		for len(rows) < predictBatch {
+			var r gms.Row
+			if r, err = it.src.Next(ctx); err != nil {
+				break
+			}
+			rows = append(rows, r)
 		}
-		if err := it.fill(ctx); err != nil {
-			return nil, err
+		eof := errors.Is(err, io.EOF)
+		if len(rows) == 0 && eof {
+			return
+		}
+		out := make(chan predicted, 1)
+		if err != nil && !eof {
+			out <- predicted{err: err}
+		}
+		select {
+		case it.queue <- out:
+		case <-it.stop:
+			return
+		}
+		if err != nil && !eof {
+			return
+		}
+		select {
+		case work <- job{rows, out}:
+		case <-it.stop:
+			return
+		}
+		if eof {
+			return
 		}
 	}
-	r := it.out[0]
-	it.out = it.out[1:]
-	return r, nil
 }
 
-// fill reads the next batch of source rows and predicts them.
-func (it *predictIter) fill(ctx *gms.Context) error {
-	it.buf = it.buf[:0]
-	for len(it.buf) < predictBatch {
-		r, err := it.src.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			it.done = true
-			break
-		}
-		if err != nil {
-			return err
-		}
-		it.buf = append(it.buf, r)
-	}
-	if len(it.buf) == 0 {
-		return nil
-	}
+// predict turns one batch of source rows into output rows.
+func (it *predictIter) predict(batch []gms.Row) ([]gms.Row, error) {
 	m := it.f.lm.model
-	fr, err := it.f.in.frame(it.f.lm, it.buf, false)
+	fr, err := it.f.in.frame(it.f.lm, batch, false)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	pred, err := m.Predict(fr)
 	if err != nil {
-		return mlArgError("ml_predict_table %s: %v", it.f.lm.name, err)
+		return nil, mlArgError("ml_predict_table %s: %v", it.f.lm.name, err)
 	}
 	k := len(m.Classes)
 	width := len(it.f.schema)
-	vals := make([]any, width*len(it.buf)) // one allocation for the batch's rows
-	it.out = make([]gms.Row, len(it.buf))
-	for i, src := range it.buf {
+	vals := make([]any, width*len(batch)) // one allocation for the batch's rows
+	out := make([]gms.Row, len(batch))
+	for i, src := range batch {
 		r := gms.Row(vals[i*width : (i+1)*width : (i+1)*width])
 		n := copy(r, src)
 		r[n] = predictedValue(m, pred, i)
@@ -531,12 +579,44 @@ func (it *predictIter) fill(ctx *gms.Context) error {
 				r[n+1+c] = pred.Proba[i*k+c]
 			}
 		}
-		it.out[i] = r
+		out[i] = r
 	}
-	return nil
+	return out, nil
 }
 
-func (it *predictIter) Close(ctx *gms.Context) error { return it.src.Close(ctx) }
+func (it *predictIter) Next(ctx *gms.Context) (gms.Row, error) {
+	for len(it.out) == 0 {
+		if it.err != nil {
+			return nil, it.err
+		}
+		slot, ok := <-it.queue
+		if !ok {
+			it.err = io.EOF
+			continue
+		}
+		p := <-slot
+		if p.err != nil {
+			it.err = p.err
+			continue
+		}
+		it.out = p.rows
+	}
+	r := it.out[0]
+	it.out = it.out[1:]
+	return r, nil
+}
+
+// Close stops the reader (it may be waiting on the source) before closing the source, which
+// only the reader reads.
+func (it *predictIter) Close(ctx *gms.Context) error {
+	if it.closed {
+		return nil
+	}
+	it.closed = true
+	close(it.stop)
+	<-it.readerDone
+	return it.src.Close(ctx)
+}
 
 // mlTableFunctions are ml_predict_table, ml_evaluate and ml_feature_info.
 func mlTableFunctions(e *Engine) []gms.TableFunction {

@@ -3,8 +3,10 @@ package sql
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	gms "github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/vitess/go/mysql"
 
 	"github.com/lakehoused/lakehoused/ml"
 	"github.com/lakehoused/lakehoused/ml/search"
@@ -290,10 +293,9 @@ type tableStore struct {
 	base     int
 	requeued []map[string]any
 
-	writeMu sync.Mutex // one trial write at a time: rows of one table, committed in order
-	mu      sync.Mutex
-	trials  []search.Trial
-	runIDs  []string
+	mu     sync.Mutex
+	trials []search.Trial
+	runIDs []string
 
 	stop chan struct{}
 	done chan struct{}
@@ -374,8 +376,6 @@ func (s *tableStore) Create(ctx context.Context, params map[string]any, worker s
 	if err != nil {
 		return 0, err
 	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
 	var runID string
 	err = s.e.mlAutocommit(context.WithoutCancel(ctx), func(ictx *gms.Context) error {
 		var err error
@@ -438,20 +438,11 @@ func (s *tableStore) Finish(ctx context.Context, number int, state search.State,
 		metrics["trial_value"] = value
 	}
 	status := map[search.State]string{search.Complete: "FINISHED", search.Pruned: "KILLED", search.Failed: "FAILED"}[state]
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	err := s.e.mlAutocommit(context.WithoutCancel(ctx), func(ictx *gms.Context) error {
-		if err := s.e.mlLogRun(ictx, runID, nil, metrics, steps); err != nil {
-			return err
-		}
-		if msg != "" {
-			if _, err := s.e.mlSetTag(ictx, runID, "error", firstRunes(msg, mlMaxTagValue)); err != nil {
-				return err
-			}
-		}
-		if _, err := s.e.mlEndRun(ictx, runID, status); err != nil {
-			return err
-		}
+	bg := context.WithoutCancel(ctx)
+	// Three transactions, each safe to repeat, so that a serialization failure against
+	// another worker's or the heartbeat's commit is retried rather than ending the study:
+	// the trial's row, the run's metrics (a blind append), the run's end.
+	err := s.e.mlRetry(bg, func(ictx *gms.Context) error {
 		old, ok, err := s.e.mlGet(ictx, "trials", s.study, int32(s.base+number))
 		if err != nil {
 			return err
@@ -466,10 +457,47 @@ func (s *tableStore) Finish(ctx context.Context, number int, state search.State,
 		}
 		return s.e.mlEdit(ictx, "trials", func(ed *editor) error { return ed.Update(ictx, old, upd) })
 	})
+	if err == nil {
+		err = s.e.mlAutocommit(bg, func(ictx *gms.Context) error {
+			if err := s.e.mlLogRun(ictx, runID, nil, metrics, steps); err != nil {
+				return err
+			}
+			if msg != "" {
+				_, err := s.e.mlSetTag(ictx, runID, "error", firstRunes(msg, mlMaxTagValue))
+				return err
+			}
+			return nil
+		})
+	}
+	if err == nil {
+		err = s.e.mlRetry(bg, func(ictx *gms.Context) error {
+			r, err := s.e.mlRun(ictx, runID, false)
+			if err != nil || r[3] != "RUNNING" {
+				return err
+			}
+			_, err = s.e.mlEndRun(ictx, runID, status)
+			return err
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("ml.trials: finishing trial %d of %s: %w", s.base+number, s.study, err)
 	}
 	return nil
+}
+
+// mlRetry is mlAutocommit, repeated while it fails to serialize (1213) against concurrent
+// commits; fn must be safe to run again.
+func (e *Engine) mlRetry(ctx context.Context, fn func(ictx *gms.Context) error) error {
+	var err error
+	for attempt := 0; attempt < 10; attempt++ {
+		err = e.mlAutocommit(ctx, fn)
+		var se *mysql.SQLError
+		if !errors.As(err, &se) || se.Num != mysql.ERLockDeadlock {
+			return err
+		}
+		time.Sleep(time.Duration(1+rand.IntN(10<<attempt)) * time.Millisecond)
+	}
+	return err
 }
 
 func firstRunes(s string, n int) string {
@@ -505,9 +533,7 @@ func (s *tableStore) stopHeartbeat() {
 }
 
 func (s *tableStore) heartbeat() error {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	return s.e.mlAutocommit(context.Background(), func(ictx *gms.Context) error {
+	return s.e.mlRetry(context.Background(), func(ictx *gms.Context) error {
 		rows, err := s.e.mlQuery(ictx, "SELECT * FROM ml.trials WHERE study = "+sqlString(s.study)+" AND state = 'RUNNING' AND worker = "+sqlString(s.worker))
 		if err != nil || len(rows) == 0 {
 			return err
