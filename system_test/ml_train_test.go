@@ -135,6 +135,16 @@ func TestMLTrainPredictDeploy(t *testing.T) {
 		"species\tstring\tNULL\tNULL\tNULL\tNULL\t0\t3",
 		"pw\tnumeric\t0.1\t2.5\t1.439\t0.65\t29\t21")
 
+	// Clustering: no label; silhouette is the metric, clusters are numbers, and setosa
+	// (linearly separable from the rest) is one cluster.
+	km := callTrain(t, c, `CALL ml_train('clusters', 'SELECT `+irisFeatures+` FROM d.iris', '', 'kmeans', '{"n_clusters": 3, "scaler": "standard"}')`)
+	if km.metric != "silhouette" || km.cv < 0.3 || km.cv > 0.7 {
+		t.Fatalf("kmeans on iris: %+v", km)
+	}
+	expectRows(t, c, "SELECT COUNT(DISTINCT k), MIN(k), MAX(k) FROM (SELECT ml_predict('clusters', "+irisFeatures+") AS k FROM d.iris) x", "3	0	2")
+	expectRows(t, c, "SELECT COUNT(DISTINCT predicted_cluster), COUNT(*) FROM ml_predict_table('clusters', 'SELECT * FROM d.iris') WHERE species = 'setosa'", "1	50")
+	expectRows(t, c, "SELECT metric FROM ml_evaluate('clusters', 'SELECT * FROM d.iris')", "silhouette", "rows")
+
 	// Deploying: version 2 (k-NN on raw features) differs from version 1 (OLS); ml_predict
 	// follows the alias production, else the latest version.
 	knn := callTrain(t, c, `CALL ml_train('diabetes', 'SELECT * FROM d.diabetes', 'progression', 'knn', '{"n_neighbors": 15}')`)
@@ -169,7 +179,7 @@ func TestMLTrainPredictDeploy(t *testing.T) {
 	c2 := n2.conn("d")
 	expectRows(t, c2, "SELECT predicted_species, ROUND(probability_virginica, 12) FROM ml_predict_table('iris', 'SELECT * FROM d.iris')", irisPreds...)
 	expectRows(t, c2, predict, v1...)
-	expectRows(t, c2, "SELECT COUNT(*) FROM ml.models", "3")
+	expectRows(t, c2, "SELECT COUNT(*) FROM ml.models", "4")
 }
 
 func TestMLSearchSQL(t *testing.T) {
