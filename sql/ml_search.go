@@ -3,10 +3,8 @@ package sql
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -14,7 +12,6 @@ import (
 	"time"
 
 	gms "github.com/dolthub/go-mysql-server/sql"
-	"github.com/dolthub/vitess/go/mysql"
 
 	"github.com/lakehoused/lakehoused/ml"
 	"github.com/lakehoused/lakehoused/ml/search"
@@ -215,10 +212,14 @@ func (e *Engine) mlSearch(ctx *gms.Context, name, query, label, spaceJSON string
 	if err := store.open(bg); err != nil {
 		return nil, err
 	}
+	store.startWriter()
 	store.startHeartbeat()
 	opt.Store, opt.Enqueue = store, store.requeued
 	res, err := ml.Search(ctx, f, space, opt.SearchOptions)
 	store.stopHeartbeat()
+	if werr := store.stopWriter(); werr != nil && err == nil {
+		err = werr
+	}
 	status := "FINISHED"
 	if err != nil {
 		status = "FAILED"
@@ -297,6 +298,10 @@ type tableStore struct {
 	trials []search.Trial
 	runIDs []string
 
+	writes     chan trialWrite
+	writerDone chan struct{}
+	asyncErr   error // the first failed asynchronous write (under mu)
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -362,45 +367,42 @@ func (s *tableStore) Trials(context.Context) ([]search.Trial, error) {
 	return out, nil
 }
 
-// Create starts the trial's run, a child of the study's, logs its parameters and writes its
-// RUNNING row with a lease.
+// Create names the trial's run and hands its writes to the writer without waiting: the
+// run (a child of the study's), its parameters and the trial's RUNNING row with a lease are
+// committed with whatever else is waiting. A write that failed earlier fails the next
+// Create, which stops the study.
 func (s *tableStore) Create(ctx context.Context, params map[string]any, worker string) (int, error) {
+	if err := s.writeErr(); err != nil {
+		return 0, err
+	}
+	doc, err := json.Marshal(params)
+	if err != nil {
+		return 0, err
+	}
+	runID := newRunID()
 	s.mu.Lock()
 	n := len(s.trials)
 	now := time.Now()
 	s.trials = append(s.trials, search.Trial{Number: n, State: search.Running, Params: params, Value: math.NaN(),
 		Intermediate: map[int]float64{}, Started: now, Worker: s.worker})
-	s.runIDs = append(s.runIDs, "")
+	s.runIDs = append(s.runIDs, runID)
 	s.mu.Unlock()
-	doc, err := json.Marshal(params)
-	if err != nil {
-		return 0, err
-	}
-	var runID string
-	err = s.e.mlAutocommit(context.WithoutCancel(ctx), func(ictx *gms.Context) error {
-		var err error
-		runID, _, err = s.e.mlStartChildRun(ictx, s.exp, fmt.Sprintf("trial %d", s.base+n), s.parent)
-		if err != nil {
-			return err
+	s.writeAsync(func(ictx *gms.Context) error {
+		if _, _, err := s.e.mlStartChildRunWithID(ictx, s.exp, fmt.Sprintf("trial %d", s.base+n), s.parent, runID); err != nil {
+			return fmt.Errorf("ml.trials: creating trial %d of %s: %w", s.base+n, s.study, err)
 		}
 		p := map[string]string{"trial": fmt.Sprint(s.base + n)}
 		for k, v := range params {
 			p[k] = fmt.Sprint(v)
 		}
 		if err := s.e.mlLogRun(ictx, runID, p, nil, nil); err != nil {
-			return err
+			return fmt.Errorf("ml.trials: creating trial %d of %s: %w", s.base+n, s.study, err)
 		}
 		return s.e.mlEdit(ictx, "trials", func(ed *editor) error {
 			return ed.Insert(ictx, gms.Row{s.study, int32(s.base + n), string(search.Running), string(doc), nil, runID,
 				now.UTC(), nil, s.worker, now.Add(trialLease).UTC(), nil, s.parent})
 		})
 	})
-	if err != nil {
-		return 0, fmt.Errorf("ml.trials: creating trial %d of %s: %w", s.base+n, s.study, err)
-	}
-	s.mu.Lock()
-	s.runIDs[n] = runID
-	s.mu.Unlock()
 	return n, nil
 }
 
@@ -438,11 +440,10 @@ func (s *tableStore) Finish(ctx context.Context, number int, state search.State,
 		metrics["trial_value"] = value
 	}
 	status := map[search.State]string{search.Complete: "FINISHED", search.Pruned: "KILLED", search.Failed: "FAILED"}[state]
-	bg := context.WithoutCancel(ctx)
-	// Three transactions, each safe to repeat, so that a serialization failure against
-	// another worker's or the heartbeat's commit is retried rather than ending the study:
-	// the trial's row, the run's metrics (a blind append), the run's end.
-	err := s.e.mlRetry(bg, func(ictx *gms.Context) error {
+	// The runner does not wait for this write: the next trial starts while it commits, and
+	// the writer commits the ends of trials that finish meanwhile together. The search
+	// waits for every write before it returns (stopWriter), and fails if one failed.
+	s.writeAsync(func(ictx *gms.Context) error {
 		old, ok, err := s.e.mlGet(ictx, "trials", s.study, int32(s.base+number))
 		if err != nil {
 			return err
@@ -455,49 +456,137 @@ func (s *tableStore) Finish(ctx context.Context, number int, state search.State,
 		if msg != "" {
 			upd[10] = msg
 		}
-		return s.e.mlEdit(ictx, "trials", func(ed *editor) error { return ed.Update(ictx, old, upd) })
-	})
-	if err == nil {
-		err = s.e.mlAutocommit(bg, func(ictx *gms.Context) error {
-			if err := s.e.mlLogRun(ictx, runID, nil, metrics, steps); err != nil {
-				return err
-			}
-			if msg != "" {
-				_, err := s.e.mlSetTag(ictx, runID, "error", firstRunes(msg, mlMaxTagValue))
-				return err
-			}
-			return nil
-		})
-	}
-	if err == nil {
-		err = s.e.mlRetry(bg, func(ictx *gms.Context) error {
-			r, err := s.e.mlRun(ictx, runID, false)
-			if err != nil || r[3] != "RUNNING" {
-				return err
-			}
-			_, err = s.e.mlEndRun(ictx, runID, status)
-			return err
-		})
-	}
-	if err != nil {
-		return fmt.Errorf("ml.trials: finishing trial %d of %s: %w", s.base+number, s.study, err)
-	}
-	return nil
-}
-
-// mlRetry is mlAutocommit, repeated while it fails to serialize (1213) against concurrent
-// commits; fn must be safe to run again.
-func (e *Engine) mlRetry(ctx context.Context, fn func(ictx *gms.Context) error) error {
-	var err error
-	for attempt := 0; attempt < 10; attempt++ {
-		err = e.mlAutocommit(ctx, fn)
-		var se *mysql.SQLError
-		if !errors.As(err, &se) || se.Num != mysql.ERLockDeadlock {
+		if err := s.e.mlEdit(ictx, "trials", func(ed *editor) error { return ed.Update(ictx, old, upd) }); err != nil {
 			return err
 		}
-		time.Sleep(time.Duration(1+rand.IntN(10<<attempt)) * time.Millisecond)
+		if err := s.e.mlLogRun(ictx, runID, nil, metrics, steps); err != nil {
+			return err
+		}
+		if msg != "" {
+			if _, err := s.e.mlSetTag(ictx, runID, "error", firstRunes(msg, mlMaxTagValue)); err != nil {
+				return err
+			}
+		}
+		_, err = s.e.mlEndRun(ictx, runID, status)
+		if err != nil {
+			return fmt.Errorf("ml.trials: finishing trial %d of %s: %w", s.base+number, s.study, err)
+		}
+		return nil
+	})
+	return s.writeErr()
+}
+
+// trialWrite is one change to the study's rows, made in a transaction the writer shares
+// among the changes that are waiting.
+type trialWrite struct {
+	fn    func(ictx *gms.Context) error
+	done  chan error
+	async bool
+}
+
+// write hands fn to the study's writer and waits until its transaction has committed.
+func (s *tableStore) write(fn func(ictx *gms.Context) error) error {
+	if err := s.writeErr(); err != nil {
+		return err
 	}
-	return err
+	w := trialWrite{fn: fn, done: make(chan error, 1)}
+	s.writes <- w
+	return <-w.done
+}
+
+// writeAsync hands fn to the writer without waiting; its error, if any, is kept for
+// writeErr and stopWriter.
+func (s *tableStore) writeAsync(fn func(ictx *gms.Context) error) {
+	s.writes <- trialWrite{fn: fn, async: true}
+}
+
+// writeErr is the first error of an asynchronous write.
+func (s *tableStore) writeErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.asyncErr
+}
+
+func (w trialWrite) answer(s *tableStore, err error) {
+	if !w.async {
+		w.done <- err
+		return
+	}
+	if err != nil {
+		s.mu.Lock()
+		if s.asyncErr == nil {
+			s.asyncErr = err
+		}
+		s.mu.Unlock()
+	}
+}
+
+// startWriter starts the goroutine through which every write of the study goes. It commits
+// the changes waiting for it together, one transaction and so one Delta commit per table for
+// all of them (group commit): a trial's tracking is ~8 table commits, each a few fsyncs, which
+// is more than a cheap trial's fitting, and workers that each committed their own paid them
+// all. Being the only writer of the study's rows in this process also means the heartbeat
+// and the trials' ends never race to rewrite the same ml.trials file.
+func (s *tableStore) startWriter() {
+	s.writes = make(chan trialWrite, 64)
+	s.writerDone = make(chan struct{})
+	go func() {
+		defer close(s.writerDone)
+		for w := range s.writes {
+			batch := []trialWrite{w}
+		drain:
+			for {
+				select {
+				case w2, ok := <-s.writes:
+					if !ok {
+						break drain
+					}
+					batch = append(batch, w2)
+				default:
+					break drain
+				}
+			}
+			s.commitWrites(batch)
+		}
+	}()
+}
+
+// stopWriter waits for the writes queued so far and returns the first asynchronous write's
+// error; nothing may write after it.
+func (s *tableStore) stopWriter() error {
+	close(s.writes)
+	<-s.writerDone
+	return s.writeErr()
+}
+
+// commitWrites runs a batch of writes in one transaction. When one of them fails before the
+// commit (nothing is written then), each runs again alone, so its error is its own.
+func (s *tableStore) commitWrites(batch []trialWrite) {
+	ictx := s.e.internalContext(context.Background(), "ml")
+	sess := ictx.Session.(*Session)
+	tx, err := sess.StartTransaction(ictx, gms.ReadWrite)
+	if err == nil {
+		ictx.SetTransaction(tx)
+		for _, w := range batch {
+			if err = w.fn(ictx); err != nil {
+				break
+			}
+		}
+		if err != nil {
+			_ = sess.Rollback(ictx, tx)
+			if len(batch) > 1 {
+				for _, w := range batch {
+					w.answer(s, s.e.mlAutocommit(context.Background(), w.fn))
+				}
+				return
+			}
+		} else {
+			err = sess.CommitTransaction(ictx, tx)
+		}
+	}
+	for _, w := range batch {
+		w.answer(s, err)
+	}
 }
 
 func firstRunes(s string, n int) string {
@@ -533,7 +622,7 @@ func (s *tableStore) stopHeartbeat() {
 }
 
 func (s *tableStore) heartbeat() error {
-	return s.e.mlRetry(context.Background(), func(ictx *gms.Context) error {
+	return s.write(func(ictx *gms.Context) error {
 		rows, err := s.e.mlQuery(ictx, "SELECT * FROM ml.trials WHERE study = "+sqlString(s.study)+" AND state = 'RUNNING' AND worker = "+sqlString(s.worker))
 		if err != nil || len(rows) == 0 {
 			return err

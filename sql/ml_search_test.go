@@ -68,6 +68,8 @@ func TestTrialLeases(t *testing.T) {
 		if err := s.open(ctx); err != nil {
 			t.Fatal(err)
 		}
+		s.startWriter()
+		t.Cleanup(func() { _ = s.stopWriter() })
 		return s
 	}
 	s := newStore()
@@ -76,6 +78,11 @@ func TestTrialLeases(t *testing.T) {
 		if _, err := s.Create(ctx, params, "w1"); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Create and Finish do not wait for their writes; the writer commits in order, so a
+	// heartbeat (which waits) returns after them.
+	if err := s.heartbeat(); err != nil {
+		t.Fatal(err)
 	}
 	state, lease0, _ := trialRow(t, e, "s", 0)
 	if state != "RUNNING" || time.Until(lease0) < trialLease-5*time.Second {
@@ -89,6 +96,9 @@ func TestTrialLeases(t *testing.T) {
 		t.Fatalf("heartbeat did not renew the lease: %v then %v", lease0, lease1)
 	}
 	if err := s.Finish(ctx, 0, search.Complete, 0.9, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.heartbeat(); err != nil {
 		t.Fatal(err)
 	}
 	if state, lease, _ := trialRow(t, e, "s", 0); state != "COMPLETE" || !lease.IsZero() {
@@ -108,6 +118,9 @@ func TestTrialLeases(t *testing.T) {
 	}
 	if n, err := s2.Create(ctx, s2.requeued[0], "w1"); err != nil || n != 0 {
 		t.Fatalf("Create: %d %v", n, err)
+	}
+	if err := s2.heartbeat(); err != nil {
+		t.Fatal(err)
 	}
 	if state, _, _ := trialRow(t, e, "s", 2); state != "RUNNING" {
 		t.Fatalf("trial 2: %s", state)

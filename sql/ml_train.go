@@ -262,7 +262,11 @@ func firstRow(ctx *gms.Context, iter gms.RowIter) (gms.Row, error) {
 // mlStartChildRun starts a run of experiment exp; parent, when set, makes it a child run
 // (MLflow's nested runs: the column and the mlflow.parentRunId tag).
 func (e *Engine) mlStartChildRun(ctx *gms.Context, exp, runName, parent string) (runID, artifactURI string, err error) {
-	iter, err := e.mlStartRun(ctx, exp, runName)
+	return e.mlStartChildRunWithID(ctx, exp, runName, parent, newRunID())
+}
+
+func (e *Engine) mlStartChildRunWithID(ctx *gms.Context, exp, runName, parent, id string) (runID, artifactURI string, err error) {
+	iter, err := e.mlStartRunWithID(ctx, exp, runName, id)
 	if err != nil {
 		return "", "", err
 	}
