@@ -19,9 +19,10 @@ import (
 
 // CALL ml_search: a hyper-parameter search whose trials are rows of ml.trials and child runs
 // of the study's run. The runner is ml.Search (ml/search.Study); what this file adds is the
-// table-backed search.Store. Each trial row is written in its own autocommit transaction, so
-// other sessions watch a study while it runs, and a worker holds a lease on each RUNNING row
-// that it renews by heartbeat. A search that finds RUNNING rows of its study whose lease has
+// table-backed search.Store. Trial rows and runs are committed while the study runs (by one
+// writer per study that group-commits what is waiting, in internal transactions of their
+// own), so other sessions watch a study while it runs, and a worker holds a lease on each
+// RUNNING row that it renews by heartbeat. A search that finds RUNNING rows of its study whose lease has
 // expired (their worker died) marks them FAILED and runs their parameters again first.
 //
 // What remains for several nodes: here one process samples and runs every trial of a search
