@@ -200,6 +200,10 @@ func (e *Engine) mlSearch(ctx *gms.Context, name, query, label, spaceJSON string
 		return nil, err
 	}
 	if err := store.open(bg); err != nil {
+		_ = e.mlAutocommit(bg, func(ictx *gms.Context) error {
+			_, err := e.mlEndRun(ictx, store.parent, "FAILED")
+			return err
+		})
 		return nil, err
 	}
 	store.startWriter()
