@@ -319,7 +319,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microse
 // benchParts are the values of LAKEHOUSED_BENCH_ONLY, which runs one part of one benchmark
 // alone (for profiling, or to repeat one figure): BenchmarkFoundation's, then
 // BenchmarkMaintenance's.
-var benchParts = []string{"load", "load-nokey", "insert", "autocompact", "zorder", "coldopen", "s3", "connectors", "ml", "cluster"}
+var benchParts = []string{"load", "load-nokey", "insert", "autocompact", "zorder", "coldopen", "s3", "connectors", "ml", "mltrain", "cluster"}
 
 // onlyPart returns LAKEHOUSED_BENCH_ONLY when it names one of the benchmark's own parts, or
 // "" when it is unset. When it names another benchmark's part this benchmark is skipped, so

@@ -41,6 +41,9 @@ type SearchOptions struct {
 	// models is made of), and TPE's independent sampling can miss an (algorithm, scaler)
 	// pair that only works together, such as k-NN on raw digits pixels.
 	NoBaselines bool
+	// Enqueue are parameters to try before the baselines and the sampler, in order: trials
+	// a table-backed store took back from a worker that stopped heartbeating.
+	Enqueue []map[string]any
 }
 
 // SearchResult is the outcome of a model search.
@@ -103,8 +106,9 @@ func Search(ctx context.Context, f *Frame, spaceJSON []byte, opt SearchOptions) 
 	if opt.Prune {
 		st.Pruner = search.NewMedianPruner()
 	}
+	st.Enqueued = opt.Enqueue
 	if !opt.NoBaselines && opt.Sampler != "grid" {
-		st.Enqueued = baselines(space)
+		st.Enqueued = append(slices.Clone(opt.Enqueue), baselines(space)...)
 	}
 	res, err := st.Run(ctx, func(ctx context.Context, tc *search.TrialContext) (float64, error) {
 		cfg, err := ConfigFromParams(tc.Params)

@@ -208,7 +208,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		clu = sqlCluster{node}
 	}
 	engine, err := lakesql.NewEngine(lakesql.Config{Catalog: cat, Committer: auto, OpenURL: opener.Open, Logger: log,
-		Resolver: resolver, DataDir: cfg.DataDir, CopySpillRows: cfg.CopySpillRows, Version: cfg.Version, Jobs: jobs, Cluster: clu})
+		Resolver: resolver, DataDir: cfg.DataDir, CopySpillRows: cfg.CopySpillRows, Version: cfg.Version, Jobs: jobs, Cluster: clu, Warehouse: store})
 	if err != nil {
 		node.Shutdown()
 		return nil, err

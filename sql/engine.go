@@ -52,6 +52,9 @@ type Config struct {
 	Jobs *compaction.Jobs
 	// Cluster is the node's cluster; nil without the Raft coordinator.
 	Cluster Cluster
+	// Warehouse is the warehouse's store, where ml_train and ml_search keep model files
+	// under _artifacts/ (as the MLflow artifact proxy does); nil: models cannot be saved.
+	Warehouse storage.Store
 }
 
 // Engine is the SQL engine over the warehouse.

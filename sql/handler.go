@@ -102,7 +102,7 @@ func (h handler) withScratchDatabase(c *mysql.Conn, run func() error) error {
 
 // sourceFunctionCall finds calls of the table functions that need no current database: those
 // that read external data, and the lake_* ones, whose argument names the table in full.
-var sourceFunctionCall = regexp.MustCompile(`(?i)\b(read_(csv|json|parquet|delta)|mysql_query|postgres_query|lake_(history|files|properties|connections|cluster_nodes))\s*\(`)
+var sourceFunctionCall = regexp.MustCompile(`(?i)\b(read_(csv|json|parquet|delta)|mysql_query|postgres_query|lake_(history|files|properties|connections|cluster_nodes)|ml_(predict_table|evaluate|feature_info))\s*\(`)
 
 // beforeQuery refuses what must not reach the engine and wraps the result callback where
 // MySQL prints results differently; query starts with the statement about to run (also on

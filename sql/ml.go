@@ -58,6 +58,8 @@ var mlTables = []string{
 		"status VARCHAR(20), description TEXT, creation_time BIGINT, PRIMARY KEY (name, version))",
 	"CREATE TABLE IF NOT EXISTS ml.model_aliases (name VARCHAR(256) NOT NULL, alias VARCHAR(256) NOT NULL, version INT NOT NULL, " +
 		"PRIMARY KEY (name, alias))",
+	mlModelsTable,
+	mlTrialsTable,
 }
 
 type mlState struct {
@@ -69,6 +71,9 @@ type mlState struct {
 	latestMu      sync.Mutex
 	latestVersion string
 	latest        []gms.Row
+
+	// models caches trained models loaded for prediction (ml_predict.go).
+	models modelCache
 }
 
 // ensureML creates the ml database, its tables and the Default experiment (id 0) once.
@@ -413,6 +418,15 @@ func (e *Engine) mlExperiment(ctx *gms.Context, ref string) (gms.Row, error) {
 
 // mlStartRun is CALL ml_start_run('experiment id or name', 'run name').
 func (e *Engine) mlStartRun(ctx *gms.Context, experiment, name string) (gms.RowIter, error) {
+	return e.mlStartRunWithID(ctx, experiment, name, newRunID())
+}
+
+// newRunID is a run id as MLflow makes them: a UUID's 32 hex digits.
+func newRunID() string { return strings.ReplaceAll(uuid.NewString(), "-", "") }
+
+// mlStartRunWithID starts a run whose id the caller chose (ml_search names a trial's run
+// before the run is written).
+func (e *Engine) mlStartRunWithID(ctx *gms.Context, experiment, name, id string) (gms.RowIter, error) {
 	exp, err := e.mlExperiment(ctx, experiment)
 	if err != nil {
 		return nil, err
@@ -420,7 +434,6 @@ func (e *Engine) mlStartRun(ctx *gms.Context, experiment, name string) (gms.RowI
 	if len([]rune(name)) > mlMaxKey {
 		return nil, mlInvalid("a run name has at most %d characters", mlMaxKey)
 	}
-	id := strings.ReplaceAll(uuid.NewString(), "-", "")
 	now := time.Now().UnixMilli()
 	var runName any = name
 	if name == "" {

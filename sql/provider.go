@@ -16,23 +16,28 @@ type Provider struct {
 	engine *Engine
 	procs  *gms.ExternalStoredProcedureRegistry
 	funcs  map[string]gms.TableFunction
+	scalar map[string]gms.Function
 }
 
 var (
 	_ gms.MutableDatabaseProvider         = (*Provider)(nil)
 	_ gms.ExternalStoredProcedureProvider = (*Provider)(nil)
 	_ gms.TableFunctionProvider           = (*Provider)(nil)
+	_ gms.FunctionProvider                = (*Provider)(nil)
 )
 
 func newProvider(e *Engine) *Provider {
-	p := &Provider{engine: e, funcs: map[string]gms.TableFunction{}}
+	p := &Provider{engine: e, funcs: map[string]gms.TableFunction{}, scalar: map[string]gms.Function{}}
 	reg := gms.NewExternalStoredProcedureRegistry()
-	for _, d := range slices.Concat(procedures(e), maintenanceProcedures(e), copyProcedures(e), connectionProcedures(e), mlProcedures(e), clusterProcedures(e)) {
+	for _, d := range slices.Concat(procedures(e), maintenanceProcedures(e), copyProcedures(e), connectionProcedures(e), mlProcedures(e), mlTrainProcedures(e), clusterProcedures(e)) {
 		reg.Register(d)
 	}
 	p.procs = &reg
-	for _, f := range slices.Concat(tableFunctions(e), sourceFunctions(e), fileSourceFunctions(e)) {
+	for _, f := range slices.Concat(tableFunctions(e), sourceFunctions(e), fileSourceFunctions(e), mlTableFunctions(e)) {
 		p.funcs[strings.ToLower(f.Name())] = f
+	}
+	for _, f := range mlFunctions(e) {
+		p.scalar[strings.ToLower(f.FunctionName())] = f
 	}
 	return p
 }
@@ -89,6 +94,12 @@ func (p *Provider) ExternalStoredProcedures(_ *gms.Context, name string) ([]gms.
 
 func (p *Provider) TableFunction(_ *gms.Context, name string) (gms.TableFunction, bool) {
 	f, ok := p.funcs[strings.ToLower(name)]
+	return f, ok
+}
+
+// Function gives GMS lakehoused's scalar functions (ml_predict).
+func (p *Provider) Function(_ *gms.Context, name string) (gms.Function, bool) {
+	f, ok := p.scalar[strings.ToLower(name)]
 	return f, ok
 }
 
