@@ -258,11 +258,19 @@ func readFrame(r io.Reader, v any) error {
 	if n > maxFrame {
 		return fmt.Errorf("cluster: a %d-byte message is over the %d-byte limit", n, maxFrame)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
+	// Read as the bytes arrive, not into a buffer of the announced size: a header alone
+	// must not make the node allocate.
+	lr := &io.LimitedReader{R: r, N: int64(n)}
+	if err := json.NewDecoder(lr).Decode(v); err != nil {
 		return err
 	}
-	return json.Unmarshal(b, v)
+	if _, err := io.Copy(io.Discard, lr); err != nil { // trailing whitespace, if any
+		return err
+	}
+	if lr.N != 0 {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
 }
 
 // serveConn answers requests on one connection until the peer closes it.
