@@ -10,6 +10,7 @@ import (
 	"time"
 
 	gms "github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/go-mysql-server/sql/plan"
 	"github.com/dolthub/go-mysql-server/sql/types"
 	"github.com/dolthub/vitess/go/mysql"
 	"github.com/shopspring/decimal"
@@ -44,6 +45,9 @@ func (e *Engine) mlQueryIter(ctx *gms.Context, query string) (gms.Schema, gms.Ro
 	if err != nil {
 		return nil, nil, err
 	}
+	if !plan.IsReadOnly(node) {
+		return nil, nil, mlArgError("the query must only read (a SELECT); it would change data: %s", query)
+	}
 	iter, err := e.sqle.Analyzer.ExecBuilder.Build(ctx, node, nil)
 	if err != nil {
 		return nil, nil, err
@@ -66,6 +70,7 @@ func (e *Engine) mlSchemaOf(ctx *gms.Context, query string) (gms.Schema, error) 
 // frameBuilder accumulates rows of a schema into ml columns.
 type frameBuilder struct {
 	names []string
+	types []gms.Type
 	kinds []ml.Kind
 	num   [][]float64
 	str   [][]string
@@ -76,6 +81,7 @@ func newFrameBuilder(sch gms.Schema) *frameBuilder {
 	b := &frameBuilder{}
 	for _, c := range sch {
 		b.names = append(b.names, c.Name)
+		b.types = append(b.types, c.Type)
 		b.kinds = append(b.kinds, mlColumnKind(c.Type))
 	}
 	b.reset()
@@ -108,7 +114,7 @@ func (b *frameBuilder) add(r gms.Row) error {
 			b.num[i] = append(b.num[i], f)
 			continue
 		}
-		s, ok := mlString(v)
+		s, ok := mlCategory(b.types[i], v)
 		b.str[i] = append(b.str[i], s)
 		b.valid[i] = append(b.valid[i], ok)
 	}
@@ -132,7 +138,11 @@ func mlNumber(v any) (float64, error) {
 		return x, nil
 	case float32:
 		return float64(x), nil
-	case int8, int16, int32, int64, int, uint8, uint16, uint32:
+	case int: // EXTRACT and a few other functions return Go ints
+		return float64(x), nil
+	case uint:
+		return float64(x), nil
+	case int8, int16, int32, int64, uint8, uint16, uint32:
 		return float64(toInt64(x)), nil
 	case uint64:
 		return float64(x), nil
@@ -155,6 +165,18 @@ func mlNumber(v any) (float64, error) {
 		return mlNumber(string(x))
 	}
 	return 0, fmt.Errorf("%v (%T) is not a number", v, v)
+}
+
+// mlCategory converts a value of type t to a string category: an ENUM or SET as its
+// text (the engine carries their index and bits); ok is false for NULL.
+func mlCategory(t gms.Type, v any) (string, bool) {
+	if v == nil {
+		return "", false
+	}
+	if s, err := storedString(t, v); err == nil {
+		return s, true
+	}
+	return mlString(v)
 }
 
 // mlString converts an engine value to a string category; ok is false for NULL.
@@ -180,6 +202,16 @@ func (e *Engine) mlFrame(ctx *gms.Context, query, label string) (*ml.Frame, erro
 		return nil, err
 	}
 	defer iter.Close(ctx)
+	// Prediction finds features by name, ignoring case as MySQL does: two columns whose
+	// names differ only in case (or a second column named like the label) are ambiguous.
+	seen := map[string]bool{}
+	for _, c := range sch {
+		k := strings.ToLower(c.Name)
+		if seen[k] {
+			return nil, mlArgError("the training query has two columns named %q; give them distinct names with AS", c.Name)
+		}
+		seen[k] = true
+	}
 	li := -1
 	if label != "" {
 		for i, c := range sch {

@@ -229,7 +229,7 @@ func (p *predictExpr) Eval(ctx *gms.Context, row gms.Row) (any, error) {
 			f.Features[i] = ml.NumericColumn(feats[i].Name, []float64{x})
 			continue
 		}
-		s, ok := mlString(v)
+		s, ok := mlCategory(a.Type(), v)
 		f.Features[i] = ml.StringColumn(feats[i].Name, []string{s}, []bool{ok})
 	}
 	pred, err := p.lm.model.Predict(f)

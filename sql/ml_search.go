@@ -210,6 +210,9 @@ func (e *Engine) mlSearch(ctx *gms.Context, name, query, label, spaceJSON string
 	store.startHeartbeat()
 	opt.Store, opt.Enqueue = store, store.requeued
 	res, err := ml.Search(ctx, f, space, opt.SearchOptions)
+	if err == nil && ctx.Err() != nil {
+		err = fmt.Errorf("the statement was cancelled: %w", ctx.Err()) // KILL QUERY: no best model
+	}
 	store.stopHeartbeat()
 	if werr := store.stopWriter(); werr != nil && err == nil {
 		err = werr

@@ -378,8 +378,19 @@ func (tr *trained) metrics() map[string]float64 {
 // model file as the run's artifact model/model.json, registers the next version of the
 // model and adds its ml.models row. It returns the run and the version.
 func (e *Engine) mlRecordModel(ctx *gms.Context, exp, name, parent, runName string, tr *trained) (string, int64, error) {
+	if e.cfg.Warehouse == nil {
+		return "", 0, fmt.Errorf("ml: this engine has no warehouse store to save model %s in", name)
+	}
 	runID, artifacts, err := e.mlStartChildRun(ctx, exp, runName, parent)
 	if err != nil {
+		return "", 0, err
+	}
+	// The file goes to storage first, before the rows that name it: a failure leaves at most
+	// the run just started (inside an explicit transaction; an autocommit call rolls back),
+	// never a model version without its file. A commit that fails after leaves an
+	// unreferenced file under the run's artifacts, which nothing reads.
+	uri := artifacts + "/" + modelArtifact
+	if err := e.putArtifact(ctx, uri, tr.bytes); err != nil {
 		return "", 0, err
 	}
 	var steps []mlStep
@@ -389,18 +400,11 @@ func (e *Engine) mlRecordModel(ctx *gms.Context, exp, name, parent, runName stri
 	if err := e.mlLogRun(ctx, runID, tr.params(), tr.metrics(), steps); err != nil {
 		return "", 0, err
 	}
-	uri := artifacts + "/" + modelArtifact
 	version, err := e.mlRegisterVersion(ctx, name, runID, uri, tr)
 	if err != nil {
 		return "", 0, err
 	}
 	if _, err := e.mlEndRun(ctx, runID, "FINISHED"); err != nil {
-		return "", 0, err
-	}
-	// The file goes to storage last, once every row it belongs to is staged: a failure
-	// before leaves nothing behind. A commit that fails after leaves an unreferenced file
-	// under the run's artifacts, which nothing reads.
-	if err := e.putArtifact(ctx, uri, tr.bytes); err != nil {
 		return "", 0, err
 	}
 	return runID, version, nil

@@ -265,6 +265,8 @@ func TestMLTrainBadInput(t *testing.T) {
 		{`SELECT * FROM ml_predict_table('iris', 'SELECT sepal_length, sepal_width FROM d.iris')`, `needs feature "petal_length", which the query does not have`},
 		{`SELECT * FROM ml_predict_table('iris', 'SELECT sepal_length, sepal_width, petal_length, species AS petal_width FROM d.iris')`, `column "petal_width" is`},
 		{`SELECT * FROM ml_evaluate('iris', 'SELECT ` + irisFeatures + ` FROM d.iris')`, `needs its label column "species"`},
+		{`SELECT * FROM ml_feature_info('DELETE FROM d.iris')`, "must only read"},
+		{`CALL ml_train('m', 'SELECT sepal_length, sepal_length AS SEPAL_LENGTH, species FROM d.iris', 'species', 'knn')`, "two columns named"},
 	}
 	for _, tc := range cases {
 		_, err := c.ExecContext(context.Background(), tc.q)
@@ -284,4 +286,25 @@ func TestMLTrainBadInput(t *testing.T) {
 	if good.version != 1 {
 		t.Fatalf("version %d", good.version)
 	}
+}
+
+// TestMLTrainTypedColumns: an ENUM label trains and predicts by its names (the engine
+// carries ENUM values as indexes), and an integer computed by EXTRACT is a real feature.
+func TestMLTrainTypedColumns(t *testing.T) {
+	t.Parallel()
+	n := startMLNode(t, "")
+	c := n.conn("d")
+	mustExec(t, c, "CREATE TABLE d.e (id INT PRIMARY KEY, ts DATETIME, kind ENUM('low','high'))")
+	var vals []string
+	for i := range 40 {
+		kind := "low"
+		if i%24 >= 12 {
+			kind = "high"
+		}
+		vals = append(vals, fmt.Sprintf("(%d, '2024-01-01 %02d:00:00', '%s')", i, i%24, kind))
+	}
+	mustExec(t, c, "INSERT INTO d.e VALUES "+strings.Join(vals, ","))
+	callTrain(t, c, `CALL ml_train('hours', 'SELECT EXTRACT(HOUR FROM ts) AS hr, kind FROM d.e', 'kind', 'decision_tree', '{"cv": 2}')`)
+	expectRows(t, c, "SELECT ml_predict('hours', 3), ml_predict('hours', 20)", "low\thigh")
+	expectRows(t, c, "SELECT MIN(min), MAX(max) FROM ml_feature_info('SELECT EXTRACT(HOUR FROM ts) AS hr FROM d.e')", "0\t23")
 }
