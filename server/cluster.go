@@ -122,11 +122,6 @@ func (rn *raftNode) dropped(ctx context.Context, url string) error {
 	return rn.Forget(ctx, url)
 }
 
-// catalogChanged tells the other nodes to read the catalog again.
-func (rn *raftNode) catalogChanged(ctx context.Context) error {
-	return rn.CatalogChanged(ctx)
-}
-
 // IsLeader reports whether this node leads its cluster.
 func (s *Server) IsLeader() bool { return s.node != nil && s.node.IsLeader() }
 

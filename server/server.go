@@ -173,7 +173,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		catOpts = append(catOpts, catalog.WrapTableStores(node.wrap), catalog.OnDropped(node.dropped), catalog.OnChange(node.catalogChanged))
+		catOpts = append(catOpts, catalog.WrapTableStores(node.wrap), catalog.OnDropped(node.dropped), catalog.OnChange(node.CatalogChanged))
 	} else if len(cfg.Join) > 0 {
 		return nil, errors.New("server: --join needs the Raft coordinator; give --raft-addr an address")
 	}

@@ -103,17 +103,8 @@ func mlFeatureInfo(ctx *gms.Context, e *Engine, args []any) ([]gms.Row, error) {
 	}
 	defer iter.Close(ctx)
 	b := newFrameBuilder(sch)
-	for {
-		r, err := iter.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		if err := b.add(r); err != nil {
-			return nil, err
-		}
+	if err := b.addAll(ctx, iter); err != nil {
+		return nil, err
 	}
 	f := &ml.Frame{}
 	for i := range sch {

@@ -121,6 +121,22 @@ func (b *frameBuilder) add(r gms.Row) error {
 	return nil
 }
 
+// addAll appends every row iter yields.
+func (b *frameBuilder) addAll(ctx *gms.Context, iter gms.RowIter) error {
+	for {
+		r, err := iter.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := b.add(r); err != nil {
+			return err
+		}
+	}
+}
+
 // column returns column i as an ml.Column (sharing the builder's slices).
 func (b *frameBuilder) column(i int) ml.Column {
 	if b.kinds[i] == ml.Numeric {
@@ -224,17 +240,8 @@ func (e *Engine) mlFrame(ctx *gms.Context, query, label string) (*ml.Frame, erro
 		}
 	}
 	b := newFrameBuilder(sch)
-	for {
-		r, err := iter.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		if err := b.add(r); err != nil {
-			return nil, err
-		}
+	if err := b.addAll(ctx, iter); err != nil {
+		return nil, err
 	}
 	if b.rows() == 0 {
 		return nil, mlArgError("the training query returned no rows; there is nothing to train on")
